@@ -1,0 +1,37 @@
+"""The queue's refusals, each with a message a student can act on.
+
+The HTTP API maps them to status codes: ``InvalidTask`` 400,
+``TaskNotFound`` 404, ``TaskConflict`` 409.
+"""
+
+
+class QueueError(Exception):
+    """Base class: something the queue refused to do, and why."""
+
+    status_code = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidTask(QueueError):
+    """The request describes no valid task (bad type, priority, times...)."""
+
+    status_code = 400
+
+
+class TaskNotFound(QueueError):
+    """No task has this id."""
+
+    status_code = 404
+
+
+class TaskConflict(QueueError):
+    """The task is not in a state that allows this (stale lease, not in progress)."""
+
+    status_code = 409
+
+
+class ConcurrentUpdate(TaskConflict):
+    """Another writer changed the task between our read and our write."""

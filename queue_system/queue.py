@@ -1,0 +1,203 @@
+"""The queue: the lifecycle's rules applied to a store, on a clock.
+
+``TaskQueue`` is what the HTTP server, the simulation and the notebooks
+use. Each operation reads the candidates from the store, asks
+``lifecycle`` for the next version of each task, and writes it back in one
+transaction. Before a worker claims a task (and before counting them), the
+queue *sweeps*: scheduled tasks that fell due become pending, and tasks
+whose lease expired go back to the queue or to the dead letter. Time comes
+from the clock it was given, so a test or the simulation controls it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import secrets
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from . import lifecycle
+from .backoff import Backoff
+from .clock import Clock, system_clock
+from .errors import ConcurrentUpdate, InvalidTask, TaskNotFound
+from .stores.base import Store
+from .task import STATUSES, Task
+
+DEFAULT_LEASE_SECONDS = 15.0
+MAX_LEASE_SECONDS = 24 * 3600.0
+MAX_CLAIM_BATCH = 1000
+
+
+def wall_clock_ids(clock: Clock):
+    """Ids like the lesson's ``task-1732780000000-9f86d081``: time, then randomness."""
+    def make_id() -> str:
+        return f"task-{int(clock() * 1000)}-{secrets.token_hex(4)}"
+    return make_id
+
+
+def sequential_ids(prefix: str = "task-"):
+    """Ids ``task-1``, ``task-2``... : reproducible, for the simulation and tests."""
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter)}"
+
+
+class TaskQueue:
+    """Priority, retries with backoff, the dead letter, scheduling and leases."""
+
+    def __init__(self, store: Store, clock: Clock = system_clock, *,
+                 backoff: Backoff = Backoff(), lease_seconds: float = DEFAULT_LEASE_SECONDS,
+                 rng: Optional[random.Random] = None, make_id=None):
+        self.store = store
+        self.clock = clock
+        self.backoff = backoff
+        self.lease_seconds = check_lease_seconds(lease_seconds)
+        self.rng = rng or random.Random()
+        self.make_id = make_id or wall_clock_ids(clock)
+
+    # -- producers --------------------------------------------------------------
+
+    def submit(self, type: str, payload: Any = None, *, priority: str = "normal",
+               max_retries: int = 3, execute_at: Optional[float] = None,
+               delay: Optional[float] = None,
+               idempotency_key: Optional[str] = None) -> Tuple[Task, bool]:
+        """Add a task; returns ``(task, created)``.
+
+        With an idempotency key already used, nothing is added and the first
+        task is returned with ``created=False``: a producer may safely resend.
+        ``delay`` (seconds from now) is another way to give ``execute_at``.
+        """
+        now = self.clock()
+        if delay is not None:
+            if execute_at is not None:
+                raise InvalidTask("give 'execute_at' or 'delay', not both")
+            if isinstance(delay, bool) or not isinstance(delay, (int, float)) \
+                    or not math.isfinite(delay) or delay < 0:
+                raise InvalidTask("'delay' must be a number of seconds, zero or more")
+            execute_at = now + delay
+        if idempotency_key is not None and not (isinstance(idempotency_key, str)
+                                                and 0 < len(idempotency_key) <= 200):
+            raise InvalidTask("'idempotency_key' must be a string of 1 to 200 characters")
+        task = lifecycle.new_task(self.make_id(), type, payload, now, priority=priority,
+                                  max_retries=max_retries, execute_at=execute_at,
+                                  idempotency_key=idempotency_key)
+        with self.store.transaction():
+            if idempotency_key is not None:
+                existing = self.store.get_by_idempotency_key(idempotency_key)
+                if existing is not None:
+                    return existing, False
+            self.store.insert(task)
+        return task, True
+
+    # -- workers --------------------------------------------------------------------
+
+    def claim(self, worker_id: str, types: Optional[Iterable[str]] = None,
+              lease_seconds: Optional[float] = None, limit: int = 1) -> List[Task]:
+        """Hand up to ``limit`` ready tasks to ``worker_id``, each under its own lease."""
+        if not isinstance(worker_id, str) or not worker_id:
+            raise InvalidTask("'worker_id' must be a non-empty string")
+        lease = self.lease_seconds if lease_seconds is None else check_lease_seconds(lease_seconds)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM_BATCH:
+            raise InvalidTask(f"'max_tasks' must be a whole number from 1 to {MAX_CLAIM_BATCH}")
+        types = None if types is None else list(types)
+        with self.store.transaction():
+            now = self.clock()
+            self._sweep(now)
+            claimed = []
+            for task in self.store.next_pending(types, limit):
+                task = lifecycle.claim(task, now, worker_id, secrets.token_hex(8), lease)
+                self.store.update(task)
+                claimed.append(task)
+        return claimed
+
+    def heartbeat(self, task_id: str, lease_id: Optional[str],
+                  lease_seconds: Optional[float] = None) -> Task:
+        """Extend the lease of a task the caller holds."""
+        lease = self.lease_seconds if lease_seconds is None else check_lease_seconds(lease_seconds)
+        return self._transition(task_id, lifecycle.heartbeat, lease_id, lease)
+
+    def complete(self, task_id: str, lease_id: Optional[str], result: Any = None) -> Task:
+        """Record success. ``lease_id=None`` acts on the current lease (the lesson's route)."""
+        return self._transition(task_id, lifecycle.complete, lease_id, result)
+
+    def fail(self, task_id: str, lease_id: Optional[str], error: Optional[str] = None) -> Task:
+        """Record a failed attempt: retried after the backoff, or dead-lettered."""
+        return self._transition(task_id, lifecycle.fail, lease_id, error, self.backoff, self.rng)
+
+    def release(self, task_id: str, lease_id: Optional[str]) -> Task:
+        """Give a held task back unfinished, without counting a failure."""
+        return self._transition(task_id, lifecycle.release, lease_id)
+
+    def _transition(self, task_id: str, step, *args) -> Task:
+        with self.store.transaction():
+            task = self.store.get(task_id)
+            if task is None:
+                raise TaskNotFound(f"no task with id {task_id!r}")
+            task = step(task, self.clock(), *args)
+            self.store.update(task)
+        return task
+
+    # -- time passing -------------------------------------------------------------------
+
+    def sweep(self) -> Dict[str, int]:
+        """Promote due scheduled tasks and expire stale leases; returns how many of each."""
+        with self.store.transaction():
+            return self._sweep(self.clock())
+
+    def _sweep(self, now: float) -> Dict[str, int]:
+        promoted = self.store.due_scheduled(now)
+        for task in promoted:
+            self.store.update(lifecycle.promote(task, now))
+        expired = self.store.expired_leases(now)
+        for task in expired:
+            self.store.update(lifecycle.expire(task, now, self.backoff, self.rng))
+        return {"promoted": len(promoted), "expired": len(expired)}
+
+    def next_wakeup(self) -> Optional[float]:
+        """When the queue will next change by itself (a task falls due, a lease ends)."""
+        return self.store.next_wakeup()
+
+    # -- the dead letter ---------------------------------------------------------------------
+
+    def dead_letter(self, limit: int = 100, offset: int = 0) -> List[Task]:
+        """Tasks that used up their retries, oldest first."""
+        return self.store.list(status="failed", limit=limit, offset=offset)
+
+    def retry_dead(self, task_id: str) -> Task:
+        """Send a dead-lettered task back to the queue with its retries reset."""
+        return self._transition(task_id, lifecycle.replay)
+
+    # -- looking ----------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Task:
+        self.sweep()
+        task = self.store.get(task_id)
+        if task is None:
+            raise TaskNotFound(f"no task with id {task_id!r}")
+        return task
+
+    def list(self, status: Optional[str] = None, type: Optional[str] = None,
+             limit: int = 100, offset: int = 0) -> List[Task]:
+        if status is not None and status not in STATUSES:
+            raise InvalidTask(f"'status' must be one of {', '.join(STATUSES)}, not {status!r}")
+        self.sweep()
+        return self.store.list(status=status, type=type, limit=limit, offset=offset)
+
+    def stats(self) -> Dict[str, int]:
+        """Counts per status, as the lesson's ``/stats``, plus totals."""
+        self.sweep()
+        counts = self.store.count_by_status()
+        counts["dead_letter"] = counts["failed"]
+        counts["total"] = sum(counts[s] for s in STATUSES)
+        return counts
+
+
+def check_lease_seconds(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 0 < value <= MAX_LEASE_SECONDS or not math.isfinite(value):
+        raise InvalidTask(f"a lease must last more than 0 and at most {MAX_LEASE_SECONDS:.0f} seconds")
+    return float(value)
+
+
+__all__ = ["TaskQueue", "DEFAULT_LEASE_SECONDS", "wall_clock_ids", "sequential_ids",
+           "ConcurrentUpdate"]

@@ -1,0 +1,78 @@
+"""The store contract: what every store (memory, SQLite, later Redis) must do.
+
+A store keeps tasks and answers two kinds of question, nothing more:
+*find candidates* (the next pending tasks in priority order, scheduled tasks
+that are due, leases that have expired) and *apply a transition atomically*
+(write the new version of a task only if nobody wrote it since we read it).
+The rules that decide which transition to apply live in ``lifecycle`` and
+``queue``, once, for every store.
+
+Ordering: pending tasks are served by priority rank (high, normal, low),
+then by ``execute_at`` (the time they became ready), then in the order they
+were submitted. ``tests/test_store_contract.py`` runs the same tests
+against every store.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from typing import Dict, Iterable, List, Optional
+
+from ..task import Task
+
+
+class Store(ABC):
+    """Abstract task store. Methods run inside ``transaction()`` when they must be atomic."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager:
+        """Everything inside happens at once or not at all; nesting is allowed.
+
+        An exception inside a nested block undoes that block only."""
+
+    @abstractmethod
+    def insert(self, task: Task) -> None:
+        """Add a new task (its id, and idempotency key if any, are unused)."""
+
+    @abstractmethod
+    def update(self, task: Task) -> None:
+        """Replace the stored task by ``task`` if the stored one is version ``task.version - 1``.
+
+        Raises ``ConcurrentUpdate`` otherwise: somebody else wrote it first."""
+
+    @abstractmethod
+    def get(self, task_id: str) -> Optional[Task]:
+        """The task with this id, or None."""
+
+    @abstractmethod
+    def get_by_idempotency_key(self, key: str) -> Optional[Task]:
+        """The task submitted with this idempotency key, or None."""
+
+    @abstractmethod
+    def next_pending(self, types: Optional[Iterable[str]] = None, limit: int = 1) -> List[Task]:
+        """Up to ``limit`` pending tasks in serving order, only of ``types`` if given."""
+
+    @abstractmethod
+    def due_scheduled(self, now: float, limit: int = 1000) -> List[Task]:
+        """Scheduled tasks whose ``execute_at`` is at or before ``now``."""
+
+    @abstractmethod
+    def expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
+        """Processing tasks whose lease ended before ``now``."""
+
+    @abstractmethod
+    def next_wakeup(self) -> Optional[float]:
+        """The earliest time a scheduled task falls due or a lease ends, or None."""
+
+    @abstractmethod
+    def list(self, status: Optional[str] = None, type: Optional[str] = None,
+             limit: int = 100, offset: int = 0) -> List[Task]:
+        """Tasks in submission order, filtered by status and type."""
+
+    @abstractmethod
+    def count_by_status(self) -> Dict[str, int]:
+        """How many tasks are in each status (every status present, zero included)."""
+
+    def close(self) -> None:
+        """Release files and connections."""

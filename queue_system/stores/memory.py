@@ -1,0 +1,165 @@
+"""The in-memory store: a dict of tasks and three heaps that index it.
+
+Like a ticket dispenser at a counter: each pending task gets a ticket
+``(priority rank, execute_at, sequence number)`` on a heap per task type,
+so the smallest ticket, the next task to serve, is always on top and equal
+priorities stay first-in first-out. Scheduled tasks wait on a heap ordered
+by ``execute_at``, leases on a heap ordered by expiry.
+
+Heaps are cleaned lazily: an entry remembers the task version it was made
+for, and an entry whose task has moved on since is dropped when it reaches
+the top. Nothing survives the process: this store is for the simulation,
+notebooks and tests. Operations are serialised by a lock, so threads may
+share it; a transaction cannot be rolled back, which is safe because the
+queue checks every rule before it writes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections import Counter
+from typing import Dict, Iterable, List, Optional
+
+from ..errors import ConcurrentUpdate
+from ..task import PRIORITY_RANK, STATUSES, Task
+from .base import Store
+
+
+class MemoryStore(Store):
+    """Tasks in a dict; heaps of (key..., version, id) entries find candidates fast."""
+
+    def __init__(self):
+        self._tasks: Dict[str, Task] = {}
+        self._seq: Dict[str, int] = {}
+        self._by_key: Dict[str, str] = {}
+        self._ready: Dict[str, list] = {}   # task type -> heap of (rank, execute_at, seq, version, id)
+        self._scheduled: list = []          # heap of (execute_at, seq, version, id)
+        self._leases: list = []             # heap of (lease_expires_at, seq, version, id)
+        self._counts = Counter()
+        self._next_seq = itertools.count()
+        self._lock = threading.RLock()
+
+    def transaction(self):
+        return self._lock
+
+    # -- writes ---------------------------------------------------------------
+
+    def insert(self, task: Task) -> None:
+        with self._lock:
+            if task.id in self._tasks:
+                raise ConcurrentUpdate(f"task {task.id} already exists")
+            if task.idempotency_key is not None:
+                if task.idempotency_key in self._by_key:
+                    raise ConcurrentUpdate(f"idempotency key {task.idempotency_key!r} is taken")
+                self._by_key[task.idempotency_key] = task.id
+            self._seq[task.id] = next(self._next_seq)
+            self._tasks[task.id] = task
+            self._counts[task.status] += 1
+            self._index(task)
+
+    def update(self, task: Task) -> None:
+        with self._lock:
+            old = self._tasks.get(task.id)
+            if old is None or old.version != task.version - 1:
+                raise ConcurrentUpdate(f"task {task.id} was changed by someone else")
+            self._tasks[task.id] = task
+            if old.status != task.status:
+                self._counts[old.status] -= 1
+                self._counts[task.status] += 1
+            self._index(task)
+
+    def _index(self, task: Task) -> None:
+        status = task.status
+        if status == "pending":
+            heap = self._ready.get(task.type)
+            if heap is None:
+                heap = self._ready[task.type] = []
+            heapq.heappush(heap, (PRIORITY_RANK[task.priority], task.execute_at,
+                                  self._seq[task.id], task.version, task.id))
+        elif status == "processing":
+            heapq.heappush(self._leases, (task.lease_expires_at, self._seq[task.id],
+                                          task.version, task.id))
+        elif status == "scheduled":
+            heapq.heappush(self._scheduled, (task.execute_at, self._seq[task.id],
+                                             task.version, task.id))
+
+    # -- candidates -------------------------------------------------------------
+
+    def _top(self, heap: list) -> Optional[tuple]:
+        """The heap's first entry that is still current, dropping stale ones."""
+        tasks = self._tasks
+        while heap:
+            entry = heap[0]
+            if tasks[entry[-1]].version == entry[-2]:
+                return entry
+            heapq.heappop(heap)
+        return None
+
+    def next_pending(self, types: Optional[Iterable[str]] = None, limit: int = 1) -> List[Task]:
+        with self._lock:
+            heaps = list(self._ready.values()) if types is None else \
+                [self._ready[t] for t in types if t in self._ready]
+            found, taken = [], []
+            while len(found) < limit:
+                best_heap, best = None, None
+                for heap in heaps:
+                    entry = self._top(heap)
+                    if entry is not None and (best is None or entry < best):
+                        best_heap, best = heap, entry
+                if best is None:
+                    break
+                taken.append((best_heap, heapq.heappop(best_heap)))
+                found.append(self._tasks[best[-1]])
+            # Reading must not change the index: put back what we looked at.
+            for heap, entry in taken:
+                heapq.heappush(heap, entry)
+            return found
+
+    def _due(self, heap: list, now: float, limit: int, strict: bool) -> List[Task]:
+        """Current entries keyed at or before ``now`` (before it, if ``strict``)."""
+        with self._lock:
+            found, taken = [], []
+            while len(found) < limit:
+                entry = self._top(heap)
+                if entry is None or entry[0] > now or (strict and entry[0] == now):
+                    break
+                taken.append(heapq.heappop(heap))
+                found.append(self._tasks[entry[-1]])
+            for entry in taken:
+                heapq.heappush(heap, entry)
+            return found
+
+    def due_scheduled(self, now: float, limit: int = 1000) -> List[Task]:
+        return self._due(self._scheduled, now, limit, strict=False)
+
+    def expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
+        # A lease ending exactly now is still valid (see lifecycle.check_lease).
+        return self._due(self._leases, now, limit, strict=True)
+
+    def next_wakeup(self) -> Optional[float]:
+        with self._lock:
+            times = [entry[0] for entry in (self._top(self._scheduled), self._top(self._leases))
+                     if entry is not None]
+            return min(times) if times else None
+
+    # -- reads --------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Optional[Task]:
+        return self._tasks.get(task_id)
+
+    def get_by_idempotency_key(self, key: str) -> Optional[Task]:
+        task_id = self._by_key.get(key)
+        return None if task_id is None else self._tasks[task_id]
+
+    def list(self, status=None, type=None, limit=100, offset=0) -> List[Task]:
+        with self._lock:
+            matching = (t for t in self._tasks.values()
+                        if (status is None or t.status == status)
+                        and (type is None or t.type == type))
+            return list(itertools.islice(matching, offset, offset + limit))
+
+    def count_by_status(self) -> Dict[str, int]:
+        with self._lock:
+            return {s: self._counts.get(s, 0) for s in STATUSES}

@@ -1,0 +1,36 @@
+"""Shared fixtures: a queue on every store, with a clock the test moves by hand."""
+
+import random
+
+import pytest
+
+from queue_system import Backoff, ManualClock, MemoryStore, SQLiteStore, TaskQueue, sequential_ids
+
+START = 1_700_000_000.0
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    store = MemoryStore() if request.param == "memory" else SQLiteStore(str(tmp_path / "q.db"))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def clock():
+    return ManualClock(START)
+
+
+@pytest.fixture
+def make_queue(store, clock):
+    """Build a queue over the parametrised store; keyword arguments override defaults."""
+    def make(**options):
+        options.setdefault("backoff", Backoff("none"))
+        options.setdefault("lease_seconds", 30)
+        return TaskQueue(store, clock, rng=random.Random(1), make_id=sequential_ids(), **options)
+    return make
+
+
+@pytest.fixture
+def queue(make_queue):
+    return make_queue()

@@ -1,0 +1,304 @@
+"""The store contract: every rule of the queue, on every store.
+
+Each test runs once per store (see ``conftest.store``). Time is moved with
+the manual clock, never by sleeping.
+"""
+
+import pytest
+
+from queue_system import Backoff, TaskConflict, TaskNotFound
+from queue_system.errors import ConcurrentUpdate, InvalidTask
+
+
+def claim_one(queue, worker="w1", **kwargs):
+    tasks = queue.claim(worker, **kwargs)
+    return tasks[0] if tasks else None
+
+
+def test_submitted_task_is_pending_and_readable(queue, clock):
+    task, created = queue.submit("email", {"to": "a@b.c"})
+    assert created
+    stored = queue.get(task.id)
+    assert stored.status == "pending"
+    assert stored.payload == {"to": "a@b.c"}
+    assert stored.created_at == clock()
+    assert stored.retries == 0 and stored.max_retries == 3
+
+
+@pytest.mark.parametrize("payload", [{}, [], None, 0, "", [1, {"a": None}], "texte é"])
+def test_any_json_value_is_a_payload(queue, payload):
+    task, _ = queue.submit("report", payload)
+    assert queue.get(task.id).payload == payload
+
+
+def test_priority_order_then_fifo(queue):
+    ids = {}
+    for name, priority in [("n1", "normal"), ("l1", "low"), ("h1", "high"),
+                           ("n2", "normal"), ("h2", "high"), ("l2", "low")]:
+        ids[queue.submit("t", name, priority=priority)[0].id] = name
+    order = [ids[claim_one(queue).id] for _ in range(6)]
+    assert order == ["h1", "h2", "n1", "n2", "l1", "l2"]
+    assert claim_one(queue) is None
+
+
+def test_fifo_within_a_priority_over_time(queue, clock):
+    submitted = []
+    for i in range(20):
+        submitted.append(queue.submit("t", i)[0].id)
+        clock.advance(0.001)
+    assert [t.id for t in queue.claim("w", limit=20)] == submitted
+
+
+def test_claim_batch_returns_distinct_leases(queue):
+    for i in range(5):
+        queue.submit("t", i)
+    tasks = queue.claim("w", limit=3)
+    assert [t.payload for t in tasks] == [0, 1, 2]
+    assert len({t.lease_id for t in tasks}) == 3
+    assert all(t.status == "processing" and t.worker_id == "w" for t in tasks)
+    assert [t.payload for t in queue.claim("w", limit=10)] == [3, 4]
+
+
+def test_claim_only_some_types(queue):
+    queue.submit("email", 1)
+    queue.submit("image", 2, priority="high")
+    queue.submit("report", 3)
+    assert claim_one(queue, types=["email", "report"]).payload == 1
+    assert claim_one(queue, types=["report"]).payload == 3
+    assert claim_one(queue, types=["email"]) is None
+    assert claim_one(queue).payload == 2
+
+
+def test_execute_at_is_respected(queue, clock):
+    later, _ = queue.submit("t", "later", execute_at=clock() + 60)
+    assert queue.get(later.id).status == "scheduled"
+    now_task, _ = queue.submit("t", "now")
+    held = claim_one(queue)
+    assert held.id == now_task.id
+    queue.complete(held.id, held.lease_id)
+    clock.advance(59.9)
+    assert claim_one(queue) is None
+    assert queue.next_wakeup() == pytest.approx(later.execute_at)
+    clock.advance(0.1)
+    assert queue.get(later.id).status == "pending"
+    assert claim_one(queue).id == later.id
+
+
+def test_delay_and_past_execute_at(queue, clock):
+    delayed, _ = queue.submit("t", 1, delay=5)
+    assert delayed.execute_at == clock() + 5
+    past, _ = queue.submit("t", 2, execute_at=clock() - 100)
+    assert past.status == "pending" and past.execute_at == clock()
+    with pytest.raises(InvalidTask):
+        queue.submit("t", 3, delay=5, execute_at=clock() + 5)
+    with pytest.raises(InvalidTask):
+        queue.submit("t", 3, delay=-1)
+
+
+def test_a_high_priority_task_in_the_future_does_not_block_others(queue, clock):
+    queue.submit("t", "future", priority="high", delay=100)
+    queue.submit("t", "low now", priority="low")
+    assert claim_one(queue).payload == "low now"
+
+
+def test_complete_records_result(queue, clock):
+    queue.submit("t", 1)
+    task = claim_one(queue)
+    clock.advance(2)
+    done = queue.complete(task.id, task.lease_id, {"ok": True})
+    assert done.status == "completed" and done.result == {"ok": True}
+    assert done.finished_at == clock() and done.claimed_at == clock() - 2
+    assert queue.get(task.id).result == {"ok": True}
+
+
+def test_failure_retries_then_dead_letter(queue):
+    task, _ = queue.submit("t", 1, max_retries=3)
+    for attempt in range(1, 4):
+        held = claim_one(queue)
+        assert held.id == task.id and held.attempts == attempt
+        after = queue.fail(held.id, held.lease_id, f"boom {attempt}")
+        assert after.retries == attempt
+    assert after.status == "failed" and after.error == "boom 3"
+    assert claim_one(queue) is None
+    assert [t.id for t in queue.dead_letter()] == [task.id]
+    assert queue.stats()["failed"] == queue.stats()["dead_letter"] == 1
+
+
+def test_max_retries_one_means_a_single_attempt(queue):
+    queue.submit("t", 1, max_retries=1)
+    held = claim_one(queue)
+    assert queue.fail(held.id, held.lease_id, "x").status == "failed"
+
+
+def test_replay_from_dead_letter_resets_retries(queue):
+    task, _ = queue.submit("t", 1, max_retries=1)
+    held = claim_one(queue)
+    queue.fail(held.id, held.lease_id, "x")
+    replayed = queue.retry_dead(task.id)
+    assert replayed.status == "pending" and replayed.retries == 0
+    assert queue.dead_letter() == []
+    assert claim_one(queue).id == task.id
+    with pytest.raises(TaskConflict):
+        queue.retry_dead(task.id)
+
+
+def test_fixed_backoff_delays_the_retry(make_queue, clock):
+    queue = make_queue(backoff=Backoff("fixed", 10))
+    queue.submit("t", 1)
+    held = claim_one(queue)
+    after = queue.fail(held.id, held.lease_id, "x")
+    assert after.status == "scheduled" and after.execute_at == clock() + 10
+    clock.advance(9.99)
+    assert claim_one(queue) is None
+    clock.advance(0.01)
+    assert claim_one(queue).id == held.id
+
+
+def test_exponential_backoff_grows_with_jitter_and_cap(make_queue, clock):
+    queue = make_queue(backoff=Backoff("exponential", base=1, factor=2, max_delay=5, jitter=0.5))
+    queue.submit("t", 1, max_retries=10)
+    delays = []
+    for _ in range(6):
+        clock.advance(100)
+        held = claim_one(queue)
+        after = queue.fail(held.id, held.lease_id, "x")
+        delays.append(after.execute_at - clock())
+    ceilings = [1, 2, 4, 5, 5, 5]
+    for delay, ceiling in zip(delays, ceilings):
+        assert ceiling * 0.5 <= delay <= ceiling
+    assert len(set(delays)) > 1
+
+
+def test_lease_expiry_puts_task_back_and_counts_an_attempt(queue, clock):
+    task, _ = queue.submit("t", 1)
+    held = claim_one(queue, worker="dead")
+    clock.advance(30)
+    assert claim_one(queue, worker="other") is None  # exactly at expiry the lease still holds
+    clock.advance(0.001)
+    again = claim_one(queue, worker="other")
+    assert again.id == task.id and again.retries == 1 and again.attempts == 2
+    assert "dead" in again.error
+    assert again.lease_id != held.lease_id
+
+
+def test_expired_leases_end_in_dead_letter(queue, clock):
+    task, _ = queue.submit("t", 1, max_retries=2)
+    for _ in range(2):
+        claim_one(queue)
+        clock.advance(31)
+    assert queue.get(task.id).status == "failed"
+
+
+def test_heartbeat_extends_the_lease(queue, clock):
+    queue.submit("t", 1)
+    held = claim_one(queue)
+    for _ in range(5):
+        clock.advance(20)
+        queue.heartbeat(held.id, held.lease_id)
+    clock.advance(20)
+    assert claim_one(queue, worker="other") is None
+    assert queue.complete(held.id, held.lease_id, 1).status == "completed"
+
+
+def test_stale_lease_changes_nothing(queue, clock):
+    queue.submit("t", 1)
+    slow = claim_one(queue, worker="slow")
+    clock.advance(31)
+    fast = claim_one(queue, worker="fast")
+    for action in (lambda: queue.complete(slow.id, slow.lease_id, "late"),
+                   lambda: queue.fail(slow.id, slow.lease_id, "late"),
+                   lambda: queue.heartbeat(slow.id, slow.lease_id),
+                   lambda: queue.release(slow.id, slow.lease_id)):
+        with pytest.raises(TaskConflict):
+            action()
+    assert queue.get(slow.id) == fast
+    assert queue.complete(fast.id, fast.lease_id, "ok").result == "ok"
+
+
+def test_an_expired_lease_is_refused_even_before_a_sweep(queue, clock):
+    queue.submit("t", 1)
+    held = claim_one(queue)
+    clock.advance(31)
+    with pytest.raises(TaskConflict, match="expired"):
+        queue.complete(held.id, held.lease_id, "late")
+
+
+def test_actions_on_tasks_not_in_progress(queue):
+    task, _ = queue.submit("t", 1)
+    with pytest.raises(TaskConflict, match="not in progress"):
+        queue.complete(task.id, None, 1)
+    held = claim_one(queue)
+    queue.complete(held.id, None, 1)  # None: act on the current lease, as the lesson's route
+    with pytest.raises(TaskConflict):
+        queue.fail(held.id, None, "again")
+    with pytest.raises(TaskNotFound):
+        queue.complete("no-such-task", None, 1)
+    with pytest.raises(TaskNotFound):
+        queue.get("no-such-task")
+
+
+def test_release_gives_the_task_back_without_a_failure(queue):
+    task, _ = queue.submit("t", 1)
+    held = claim_one(queue)
+    back = queue.release(held.id, held.lease_id)
+    assert back.status == "pending" and back.retries == 0
+    assert claim_one(queue).id == task.id
+
+
+def test_idempotency_key_deduplicates(queue):
+    first, created = queue.submit("email", {"n": 1}, idempotency_key="order-42")
+    again, created_again = queue.submit("email", {"n": 2}, idempotency_key="order-42")
+    assert created and not created_again
+    assert again.id == first.id and again.payload == {"n": 1}
+    assert queue.stats()["total"] == 1
+    other, created_other = queue.submit("email", {"n": 3}, idempotency_key="order-43")
+    assert created_other and other.id != first.id
+
+
+def test_stats_and_listing(queue, clock):
+    for i in range(4):
+        queue.submit("a" if i % 2 else "b", i)
+    queue.submit("a", "later", delay=10)
+    held = claim_one(queue)
+    queue.complete(held.id, held.lease_id)
+    claim_one(queue)
+    stats = queue.stats()
+    assert {k: stats[k] for k in ("pending", "scheduled", "processing", "completed", "failed")} == \
+        {"pending": 2, "scheduled": 1, "processing": 1, "completed": 1, "failed": 0}
+    assert stats["total"] == 5
+    assert [t.payload for t in queue.list(type="a")] == [1, 3, "later"]
+    assert [t.payload for t in queue.list(limit=2, offset=1)] == [1, 2]
+    assert [t.payload for t in queue.list(status="completed")] == [0]
+    with pytest.raises(InvalidTask):
+        queue.list(status="done")
+
+
+def test_store_refuses_a_write_based_on_a_stale_read(queue, store):
+    task, _ = queue.submit("t", 1)
+    read = store.get(task.id)
+    store.update(read._replace(error="first", version=read.version + 1))
+    with pytest.raises(ConcurrentUpdate):
+        store.update(read._replace(error="second", version=read.version + 1))
+    assert store.get(task.id).error == "first"
+
+
+@pytest.mark.parametrize("bad", [
+    dict(type=""), dict(type=5), dict(type="x" * 201), dict(priority="urgent"),
+    dict(max_retries=0), dict(max_retries="3"), dict(max_retries=True),
+    dict(execute_at="tomorrow"), dict(execute_at=float("nan")), dict(idempotency_key=""),
+])
+def test_invalid_tasks_are_refused_and_nothing_is_stored(queue, bad):
+    spec = dict(type="t", payload={})
+    spec.update(bad)
+    with pytest.raises(InvalidTask):
+        queue.submit(spec.pop("type"), spec.pop("payload"), **spec)
+    assert queue.stats()["total"] == 0
+
+
+def test_invalid_claims(queue):
+    with pytest.raises(InvalidTask):
+        queue.claim("")
+    with pytest.raises(InvalidTask):
+        queue.claim("w", lease_seconds=0)
+    with pytest.raises(InvalidTask):
+        queue.claim("w", limit=0)
