@@ -67,6 +67,25 @@ class TaskQueue:
         task is returned with ``created=False``: a producer may safely resend.
         ``delay`` (seconds from now) is another way to give ``execute_at``.
         """
+        task = self._new_task(type, payload, priority, max_retries, execute_at, delay,
+                              idempotency_key)
+        with self.store.transaction():
+            return self._insert(task)
+
+    def submit_many(self, specs: Sequence[dict]) -> List[Tuple[Task, bool]]:
+        """Add several tasks (each a dict of ``submit``'s arguments): all of them, or none.
+
+        Every task is checked before the first is stored, so one bad task
+        refuses the whole batch on any store."""
+        tasks = []
+        for spec in specs:
+            spec = dict(spec)
+            tasks.append(self._new_task(spec.pop("type", None), spec.pop("payload", None), **spec))
+        with self.store.transaction():
+            return [self._insert(task) for task in tasks]
+
+    def _new_task(self, type, payload, priority="normal", max_retries=3, execute_at=None,
+                  delay=None, idempotency_key=None) -> Task:
         now = self.clock()
         if delay is not None:
             if execute_at is not None:
@@ -78,15 +97,16 @@ class TaskQueue:
         if idempotency_key is not None and not (isinstance(idempotency_key, str)
                                                 and 0 < len(idempotency_key) <= 200):
             raise InvalidTask("'idempotency_key' must be a string of 1 to 200 characters")
-        task = lifecycle.new_task(self.make_id(), type, payload, now, priority=priority,
+        return lifecycle.new_task(self.make_id(), type, payload, now, priority=priority,
                                   max_retries=max_retries, execute_at=execute_at,
                                   idempotency_key=idempotency_key)
-        with self.store.transaction():
-            if idempotency_key is not None:
-                existing = self.store.get_by_idempotency_key(idempotency_key)
-                if existing is not None:
-                    return existing, False
-            self.store.insert(task)
+
+    def _insert(self, task: Task) -> Tuple[Task, bool]:
+        if task.idempotency_key is not None:
+            existing = self.store.get_by_idempotency_key(task.idempotency_key)
+            if existing is not None:
+                return existing, False
+        self.store.insert(task)
         return task, True
 
     # -- workers --------------------------------------------------------------------

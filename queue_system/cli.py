@@ -1,0 +1,268 @@
+"""The command line: ``python -m queue_system COMMAND``.
+
+    serve        run the HTTP server (the lesson's producer) on a SQLite file
+    worker       run a worker against a server
+    submit       enqueue a task
+    stats        counts per status
+    tasks        list tasks, or show one
+    dead-letter  list the dead letter, or send a task back
+    demo         a server and three workers on this machine, with live progress
+
+Settings come from flags, or from the environment variables the lesson's
+compose file uses (``PORT``, ``QUEUE_URL``, ``WORKER_ID``...): a flag wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+from typing import List, Optional
+
+from .backoff import Backoff
+from .client import ApiError, QueueClient, ServerUnreachable
+
+DEFAULT_URL = "http://127.0.0.1:3000"
+
+
+def env(name: str, default):
+    """A setting from the environment; argparse converts and checks it like a flag."""
+    return os.environ.get(name, default)
+
+
+def positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names it in "invalid int value"
+    return parse
+
+
+def fraction(text):
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def backoff_policy(text):
+    try:
+        return Backoff.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def json_value(text):
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m queue_system",
+        description="The lesson's task queue: a producer API, workers, retries, a dead letter, "
+                    "priorities and scheduled tasks.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP server (the producer API)",
+                                description="Run the queue's HTTP API. Tasks are kept in a SQLite "
+                                            "file, so a restart loses nothing.")
+    serve.add_argument("--host", default=env("HOST", "127.0.0.1"),
+                       help="address to listen on (HOST; default 127.0.0.1, 0.0.0.0 in Docker)")
+    serve.add_argument("--port", type=int, default=env("PORT", "3000"),
+                       help="port (PORT; default 3000, as in the lesson)")
+    serve.add_argument("--db", default=env("QUEUE_DB", "data/queue.db"),
+                       help="SQLite file, created if missing, or 'memory' "
+                            "(QUEUE_DB; default data/queue.db)")
+    serve.add_argument("--lease", type=positive(float), default=env("LEASE_SECONDS", "15"),
+                       help="seconds a worker holds a task without a heartbeat "
+                            "(LEASE_SECONDS; default 15)")
+    serve.add_argument("--backoff", type=backoff_policy, default=env("BACKOFF", "exponential:1:60"),
+                       help="delay before a retry: none, fixed:SECONDS or exponential:BASE:MAX "
+                            "(BACKOFF; default exponential:1:60)")
+    serve.add_argument("--max-body", type=positive(int), default=env("MAX_BODY", "1048576"),
+                       help="largest request body in bytes, 413 beyond (default 1 MiB)")
+    serve.add_argument("--log-level", default=env("LOG_LEVEL", "info"),
+                       choices=["debug", "info", "warning", "error"])
+
+    worker = commands.add_parser("worker", help="run a worker",
+                                 description="Claim tasks from the server, run the lesson's "
+                                             "simulated handlers, report results.")
+    add_url(worker)
+    worker.add_argument("--id", default=env("WORKER_ID", f"worker-{socket.gethostname()}-{os.getpid()}"),
+                        help="this worker's name (WORKER_ID)")
+    worker.add_argument("--concurrency", type=positive(int),
+                        default=env("WORKER_CONCURRENCY", "1"),
+                        help="tasks run at once, one thread each (WORKER_CONCURRENCY; default 1)")
+    worker.add_argument("--types", default=env("WORKER_TYPES", ""),
+                        help="only these task types, comma-separated (WORKER_TYPES; default all)")
+    worker.add_argument("--min-work", type=float, default=env("WORK_MIN_SECONDS", "1"),
+                        help="shortest simulated work in seconds (WORK_MIN_SECONDS; default 1)")
+    worker.add_argument("--max-work", type=float, default=env("WORK_MAX_SECONDS", "3"),
+                        help="longest simulated work in seconds (WORK_MAX_SECONDS; default 3)")
+    worker.add_argument("--failure-rate", type=fraction, default=env("FAILURE_RATE", "0.2"),
+                        help="chance that an attempt fails (FAILURE_RATE; default 0.2)")
+    worker.add_argument("--lease", type=positive(float), default=env("LEASE_SECONDS", None),
+                        help="lease to ask for, in seconds (LEASE_SECONDS; default: the server's)")
+    worker.add_argument("--prefetch", type=positive(int), default=env("WORKER_PREFETCH", "1"),
+                        help="tasks claimed per request by each thread (default 1)")
+    worker.add_argument("--seed", type=int, default=None, help="seed of the simulated work")
+    worker.add_argument("--log-level", default=env("LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"])
+
+    submit = commands.add_parser("submit", help="enqueue a task",
+                                 description="Enqueue a task, e.g. "
+                                             "submit email '{\"to\": \"ada@example.org\"}'")
+    add_url(submit)
+    submit.add_argument("type", help="task type: email, image, report...")
+    submit.add_argument("payload", nargs="?", type=json_value, default={},
+                        help="JSON payload (default {})")
+    submit.add_argument("--priority", choices=["high", "normal", "low"], default="normal")
+    submit.add_argument("--max-retries", type=int, default=3,
+                        help="failures before the dead letter (default 3: at most 3 attempts)")
+    submit.add_argument("--delay", type=float, help="run no sooner than this many seconds from now")
+    submit.add_argument("--key", help="idempotency key: resending with it adds nothing")
+    submit.add_argument("--count", type=positive(int), default=1, help="submit this many copies")
+
+    stats = commands.add_parser("stats", help="counts per status")
+    add_url(stats)
+
+    tasks = commands.add_parser("tasks", help="list tasks, or show one")
+    add_url(tasks)
+    tasks.add_argument("id", nargs="?", help="show this task in full")
+    tasks.add_argument("--status", choices=["scheduled", "pending", "processing", "completed",
+                                            "failed"])
+    tasks.add_argument("--limit", type=positive(int), default=20)
+
+    dead = commands.add_parser("dead-letter", help="list the dead letter, or send a task back",
+                               description="List tasks that used up their retries; "
+                                           "--retry ID sends one back to the queue.")
+    add_url(dead)
+    dead.add_argument("--retry", metavar="ID", help="send this task back, retries reset")
+    dead.add_argument("--retry-all", action="store_true", help="send every dead task back")
+
+    demo = commands.add_parser("demo", help="a server and three workers, with live progress",
+                               description="Start a server on a SQLite file and three worker "
+                                           "processes on this machine, submit the lesson's tasks "
+                                           "(an email, an image, ten reports), show progress until "
+                                           "everything is done or dead-lettered, and stop cleanly.")
+    demo.add_argument("--fast", action="store_true",
+                      help="work 0.05-0.2 s instead of the lesson's 1-3 s")
+    demo.add_argument("--workers", type=positive(int), default=3)
+    demo.add_argument("--reports", type=positive(int), default=10,
+                      help="how many report tasks (default 10, as in the lesson)")
+    demo.add_argument("--failure-rate", type=fraction, default=0.2)
+    demo.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    demo.add_argument("--db", default=None, help="SQLite file (default: a temporary one)")
+    return parser
+
+
+def add_url(parser):
+    parser.add_argument("--url", default=env("QUEUE_URL", DEFAULT_URL),
+                        help=f"the server (QUEUE_URL; default {DEFAULT_URL})")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except ServerUnreachable as exc:
+        print(f"error: {exc}. Is the server running? Start it with: python -m queue_system serve",
+              file=sys.stderr)
+    except ApiError as exc:
+        print(f"error: the server answered {exc.status}: {exc.message}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+def run_serve(args) -> int:
+    from .server.serve import serve
+    serve(host=args.host, port=args.port, db=args.db, lease_seconds=args.lease,
+          backoff=args.backoff, max_body=args.max_body, log_level=args.log_level)
+    return 0
+
+
+def run_worker(args) -> int:
+    from .worker import SimulatedWork, Worker, lesson_handlers
+    logging.basicConfig(level=args.log_level.upper(), format="%(message)s", stream=sys.stdout)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    work = SimulatedWork(args.min_work, args.max_work, args.failure_rate, seed=args.seed)
+    types = [t.strip() for t in args.types.split(",") if t.strip()] or None
+    lease = float(args.lease) if args.lease is not None else None
+    with QueueClient(args.url) as client:
+        Worker(client, args.id, lesson_handlers(work), concurrency=args.concurrency,
+               types=types, lease_seconds=lease, prefetch=args.prefetch).run()
+    return 0
+
+
+def run_submit(args) -> int:
+    options = {"priority": args.priority, "max_retries": args.max_retries}
+    if args.delay is not None:
+        options["delay"] = args.delay
+    if args.key:
+        options["idempotency_key"] = args.key
+    with QueueClient(args.url) as client:
+        for _ in range(args.count):
+            task = client.submit(args.type, args.payload, **options)
+            print(f"{task.id}  {task.status}  {task.type}  priority={task.priority}")
+    return 0
+
+
+def run_stats(args) -> int:
+    with QueueClient(args.url) as client:
+        print(json.dumps(client.stats(), indent=2))
+    return 0
+
+
+def run_tasks(args) -> int:
+    with QueueClient(args.url) as client:
+        if args.id:
+            print(json.dumps(client.get(args.id).to_dict(), indent=2, ensure_ascii=False))
+            return 0
+        print_tasks(client.tasks(status=args.status, limit=args.limit))
+    return 0
+
+
+def run_dead_letter(args) -> int:
+    with QueueClient(args.url) as client:
+        if args.retry:
+            task = client.retry_dead(args.retry)
+            print(f"{task.id} sent back: {task.status}")
+        elif args.retry_all:
+            dead = client.dead_letter(limit=1000)
+            for task in dead:
+                client.retry_dead(task.id)
+            print(f"{len(dead)} task(s) sent back")
+        else:
+            print_tasks(client.dead_letter(limit=1000))
+    return 0
+
+
+def print_tasks(tasks) -> None:
+    if not tasks:
+        print("(no tasks)")
+        return
+    print(f"{'id':<32} {'type':<10} {'status':<11} {'priority':<8} {'tries':>5}  error")
+    for task in tasks:
+        print(f"{task.id:<32} {task.type[:10]:<10} {task.status:<11} {task.priority:<8} "
+              f"{task.retries:>2}/{task.max_retries:<2}  {task.error or ''}")
+
+
+def run_demo(args) -> int:
+    from .demo import run_demo as demo
+    return demo(fast=args.fast, workers=args.workers, reports=args.reports,
+                failure_rate=args.failure_rate, port=args.port, db=args.db)
+
+
+COMMANDS = {"serve": run_serve, "worker": run_worker, "submit": run_submit, "stats": run_stats,
+            "tasks": run_tasks, "dead-letter": run_dead_letter, "demo": run_demo}

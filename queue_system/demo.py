@@ -1,0 +1,151 @@
+"""The demo: the lesson's whole system on one machine, in one command.
+
+It starts what ``docker compose up`` would (a producer API on a SQLite
+file and three workers, as separate processes), submits the lesson's
+sample tasks (an email, an image, ten reports), shows the queue draining
+with a progress bar, then prints the final counts and what each worker
+did, and stops every process cleanly (workers first, warm shutdown).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from typing import List, Optional
+
+from .client import QueueClient, ServerUnreachable
+
+BAR_WIDTH = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(client: QueueClient, process: subprocess.Popen, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode}")
+        try:
+            client.health()
+            return
+        except ServerUnreachable:
+            time.sleep(0.05)
+    raise RuntimeError(f"the server did not answer within {seconds:.0f} s")
+
+
+def stop(processes: List[subprocess.Popen], seconds: float = 15) -> None:
+    """SIGTERM (warm shutdown), then SIGKILL whatever is still running after ``seconds``."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def progress_line(stats: dict) -> str:
+    total = stats["total"] or 1
+    finished = stats["completed"] + stats["failed"]
+    filled = BAR_WIDTH * finished // total
+    return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {100 * finished // total:3d}%  "
+            f"pending {stats['pending'] + stats['scheduled']:3d}  "
+            f"processing {stats['processing']:2d}  completed {stats['completed']:3d}  "
+            f"dead letter {stats['failed']:2d}")
+
+
+def lesson_tasks(reports: int) -> List[dict]:
+    """The lesson's step 2: an email, an image, then reports 1..N."""
+    return ([{"type": "email", "payload": {"to": "user@example.com", "subject": "Hello"}},
+             {"type": "image", "payload": {"url": "https://example.com/image.jpg"}}]
+            + [{"type": "report", "payload": {"id": i}} for i in range(1, reports + 1)])
+
+
+def run_demo(fast: bool = False, workers: int = 3, reports: int = 10, failure_rate: float = 0.2,
+             port: int = 0, db: Optional[str] = None, out=sys.stdout) -> int:
+    folder = tempfile.mkdtemp(prefix="queue-demo-")
+    db = db or os.path.join(folder, "queue.db")
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    work = ["--min-work", "0.05", "--max-work", "0.2"] if fast else []
+    python = [sys.executable, "-m", "queue_system"]
+    log_path = os.path.join(folder, "processes.log")
+    log = open(log_path, "w")
+    say = lambda text: print(text, file=out, flush=True)  # noqa: E731
+
+    say(f"Starting the producer API on {url} (tasks stored in {db})")
+    server = subprocess.Popen(python + ["serve", "--port", str(port), "--db", db,
+                                        "--backoff", "exponential:0.2:2" if fast else
+                                        "exponential:1:10", "--log-level", "warning"],
+                              stdout=log, stderr=subprocess.STDOUT)
+    processes = [server]
+    client = QueueClient(url)
+    try:
+        wait_until_healthy(client, server)
+        for n in range(1, workers + 1):
+            processes.insert(0, subprocess.Popen(
+                python + ["worker", "--url", url, "--id", f"worker-{n}",
+                          "--failure-rate", str(failure_rate), *work],
+                stdout=log, stderr=subprocess.STDOUT))
+        say(f"Started {workers} workers (failure rate {failure_rate:.0%}, work "
+            f"{'0.05-0.2' if fast else '1-3'} s per task); their logs: {log_path}")
+        tasks = client.submit_many(lesson_tasks(reports))
+        say(f"Submitted {len(tasks)} tasks: 1 email, 1 image, {reports} reports\n")
+        stats = watch(client, out)
+        say("\nFinal stats:")
+        for name in ("completed", "failed", "pending", "scheduled", "processing", "total"):
+            label = "failed (dead letter)" if name == "failed" else name
+            say(f"  {label:<22}{stats[name]:>5}")
+        all_tasks = client.all_tasks()
+        say(f"  {'failed attempts retried':<22}{sum(t.retries for t in all_tasks if t.status == 'completed'):>5}\n")
+        say(per_worker_table(all_tasks))
+        return 0 if stats["completed"] + stats["failed"] == stats["total"] else 1
+    finally:
+        say("\nStopping the workers (warm shutdown), then the server...")
+        stop(processes[:-1])
+        stop(processes[-1:])
+        client.close()
+        log.close()
+        say("All processes stopped.")
+
+
+def watch(client: QueueClient, out, timeout: float = 600) -> dict:
+    """Show progress until every task is completed or dead-lettered."""
+    interactive = out.isatty()
+    last, deadline = None, time.monotonic() + timeout
+    while True:
+        stats = client.stats()
+        line = progress_line(stats)
+        if interactive:
+            print(f"\r{line}", end="", file=out, flush=True)
+        elif line != last:
+            print(line, file=out, flush=True)
+        last = line
+        if stats["completed"] + stats["failed"] == stats["total"] or time.monotonic() > deadline:
+            if interactive:
+                print(file=out)
+            return stats
+        time.sleep(0.1)
+
+
+def per_worker_table(tasks) -> str:
+    """Who did what: tasks completed, and tasks dead-lettered, by the last worker to hold them."""
+    completed = Counter(t.worker_id for t in tasks if t.status == "completed")
+    dead = Counter(t.worker_id for t in tasks if t.status == "failed")
+    rows = [f"  {'worker':<12}{'completed':>10}{'dead-lettered':>15}"]
+    for worker in sorted(set(completed) | set(dead)):
+        rows.append(f"  {worker:<12}{completed[worker]:>10}{dead[worker]:>15}")
+    return "Per worker (the worker that made the last attempt):\n" + "\n".join(rows)

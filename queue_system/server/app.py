@@ -1,0 +1,329 @@
+"""The HTTP API: the lesson's producer routes and the queue's full API.
+
+Every route hands its work to the group committer (one thread owns the
+store) and answers once the work is committed: a 202 means the task is on
+disk. A worker that asks for a task with ``wait`` is held (long poll) until
+a task arrives, which wakes it within milliseconds, or the wait runs out.
+Bad input is answered with a 4xx and ``{"error": "what is wrong"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import orjson
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import InvalidTask, QueueError
+from ..queue import TaskQueue
+from ..task import STATUSES, Task
+from . import schemas
+from .json_body import DEFAULT_MAX_BODY, BodyLimit
+from .group_commit import GroupCommitter
+
+log = logging.getLogger("queue_system.server")
+
+
+class FastJSON(JSONResponse):
+    """JSON responses encoded by orjson: the hot routes answer faster."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class WorkSignal:
+    """Wakes long-polling claims when work may have appeared."""
+
+    def __init__(self):
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        return self._event
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+
+def task_json(task: Task) -> dict:
+    return task._asdict()
+
+
+def error(status: int, message: str) -> FastJSON:
+    return FastJSON({"error": message}, status_code=status)
+
+
+def parse_execute_at(value) -> Optional[float]:
+    """Seconds since the epoch, or an ISO 8601 time (UTC if it names no zone)."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidTask(f"'execute_at' {value!r} is neither seconds since the epoch "
+                          "nor an ISO 8601 time such as 2026-11-28T09:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def describe_validation(exc: RequestValidationError) -> tuple:
+    """Turn pydantic's error list into one sentence and a status code."""
+    problems = []
+    for item in exc.errors():
+        kind = item.get("type", "")
+        if kind == "json_invalid":
+            return 400, f"Invalid JSON: {item.get('ctx', {}).get('error', item.get('msg'))}"
+        where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+        if kind == "missing" and not where:
+            return 400, "a JSON body is required"
+        if not where and kind in ("model_attributes_type", "dict_type"):
+            return 400, "the body must be a JSON object, such as {\"type\": \"email\"}"
+        problems.append(f"{where or 'body'}: {item.get('msg')}")
+    return 400, "; ".join(problems)
+
+
+def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
+               store_name: str = "memory") -> FastAPI:
+    """The API over ``queue``. The app owns the queue's store while it runs."""
+    state = {}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        state["committer"] = GroupCommitter(queue.store)
+        state["signal"] = WorkSignal()
+        try:
+            yield
+        finally:
+            state["committer"].close()
+
+    app = FastAPI(title="queue_system", version="1.0",
+                  summary="The lesson's task queue: priorities, retries, dead letter, "
+                          "scheduled tasks and leases.",
+                  lifespan=lifespan, default_response_class=FastJSON)
+
+    async def run(fn, *args):
+        return await state["committer"].run(fn, *args)
+
+    def wake_workers():
+        state["signal"].notify()
+
+    @app.exception_handler(QueueError)
+    async def queue_error(request: Request, exc: QueueError):
+        return error(exc.status_code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        return error(*describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return error(exc.status_code, str(exc.detail))
+
+    # -- producers -----------------------------------------------------------------
+
+    def submit(spec: schemas.TaskIn):
+        return queue.submit(spec.type, spec.payload, priority=spec.priority,
+                            max_retries=spec.max_retries,
+                            execute_at=parse_execute_at(spec.execute_at), delay=spec.delay,
+                            idempotency_key=spec.idempotency_key)
+
+    @app.post("/task", status_code=202, tags=["lesson"])
+    async def seed_submit(body: schemas.SeedTaskIn):
+        """The lesson's route: enqueue ``{type, payload}``; 202 ``{taskId, message, stats}``."""
+        task, _ = await run(lambda: queue.submit(body.type, body.payload))
+        wake_workers()
+        log.info("[Queue] Enqueued task %s (%s)", task.id, task.type)
+        stats = await run(queue.stats)
+        return FastJSON({"taskId": task.id, "message": "Task enqueued", "stats": stats},
+                        status_code=202)
+
+    @app.post("/tasks", status_code=202, tags=["tasks"])
+    async def submit_task(body: schemas.TaskIn):
+        """Enqueue a task with priority, max_retries, execute_at or delay, idempotency key.
+
+        202 with the task; 200 with the first task if the idempotency key was used before."""
+        task, created = await run(submit, body)
+        if created:
+            wake_workers()
+            log.info("[Queue] Enqueued task %s (%s, %s)", task.id, task.type, task.priority)
+        return FastJSON(task_json(task), status_code=202 if created else 200)
+
+    @app.post("/tasks/batch", status_code=202, tags=["tasks"])
+    async def submit_batch(body: schemas.TaskBatchIn):
+        """Enqueue up to 1000 tasks at once: all are stored, or none (400 says which is bad)."""
+        specs = [dict(spec.model_dump(),
+                      execute_at=parse_execute_at(spec.execute_at)) for spec in body.tasks]
+        try:
+            submitted = await run(queue.submit_many, specs)
+        except InvalidTask as exc:
+            return error(400, f"no task stored: {exc.message}")
+        wake_workers()
+        log.info("[Queue] Enqueued %d tasks", len(submitted))
+        return FastJSON({"tasks": [task_json(t) for t, _ in submitted]}, status_code=202)
+
+    # -- workers ------------------------------------------------------------------------
+
+    async def claim_waiting(worker_id, types, lease_seconds, limit, wait) -> list:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+
+        def claim_and_next_wakeup():
+            return queue.claim(worker_id, types, lease_seconds, limit), queue.next_wakeup()
+
+        while True:
+            # Take the event before looking, so a task enqueued meanwhile still wakes us.
+            signal = state["signal"].current()
+            tasks, wakeup = await run(claim_and_next_wakeup)
+            remaining = deadline - loop.time()
+            if tasks or remaining <= 0:
+                for task in tasks:
+                    log.info("[Queue] Dequeued task %s by %s", task.id, worker_id)
+                return tasks
+            if wakeup is not None:  # a scheduled task falls due, or a lease ends
+                remaining = min(remaining, max(wakeup - queue.clock(), 0.001))
+            try:
+                await asyncio.wait_for(signal.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    @app.post("/tasks/claim", tags=["workers"],
+              responses={204: {"description": "No task within the wait"}})
+    async def claim(body: schemas.ClaimIn):
+        """Take up to ``max_tasks`` ready tasks, each under a lease; wait up to ``wait`` s."""
+        tasks = await claim_waiting(body.worker_id, body.types, body.lease_seconds,
+                                    body.max_tasks, body.wait)
+        if not tasks:
+            return Response(status_code=204)
+        return FastJSON({"tasks": [task_json(t) for t in tasks]})
+
+    def log_outcome(task: Task) -> None:
+        if task.status == "completed":
+            log.info("[Queue] Completed task %s", task.id)
+        elif task.status == "failed":
+            log.warning("[Queue] Task %s failed permanently after %d retries: %s",
+                        task.id, task.retries, task.error)
+        elif task.retries:
+            log.info("[Queue] Task %s failed, retrying (%d/%d)", task.id, task.retries,
+                     task.max_retries)
+
+    async def finish(step, task_id, *args) -> Task:
+        task = await run(step, task_id, *args)
+        log_outcome(task)
+        if task.status in ("pending", "scheduled"):
+            wake_workers()
+        return task
+
+    @app.post("/tasks/{task_id}/heartbeat", tags=["workers"])
+    async def heartbeat(task_id: str, body: schemas.HeartbeatIn):
+        """Extend the lease of a task you hold; 409 if the lease is stale."""
+        return task_json(await run(queue.heartbeat, task_id, body.lease_id, body.lease_seconds))
+
+    @app.post("/tasks/{task_id}/complete", tags=["workers"])
+    async def complete(task_id: str, body: schemas.CompleteIn):
+        """Record success with a result; 409 if the lease is stale or the task not in progress."""
+        return task_json(await finish(queue.complete, task_id, body.lease_id, body.result))
+
+    @app.post("/tasks/{task_id}/fail", tags=["workers"])
+    async def fail(task_id: str, body: schemas.FailIn):
+        """Record a failed attempt: retried after the backoff, or dead-lettered."""
+        return task_json(await finish(queue.fail, task_id, body.lease_id, body.error))
+
+    @app.post("/tasks/{task_id}/release", tags=["workers"])
+    async def release(task_id: str, body: schemas.LeaseIn):
+        """Give a held task back unfinished (a worker shutting down); no failure counted."""
+        return task_json(await finish(queue.release, task_id, body.lease_id))
+
+    @app.post("/tasks/ack", tags=["workers"])
+    async def ack(body: schemas.AckBatchIn):
+        """Report many finished attempts in one request; each succeeds or fails alone."""
+        def one(item: schemas.AckIn):
+            if item.ok:
+                return queue.complete(item.id, item.lease_id, item.result)
+            return queue.fail(item.id, item.lease_id, item.error)
+        futures = [state["committer"].submit(one, item) for item in body.acks]
+        results = []
+        for item, future in zip(body.acks, futures):
+            try:
+                task = await asyncio.wrap_future(future)
+            except QueueError as exc:
+                results.append({"id": item.id, "error": exc.message, "code": exc.status_code})
+                continue
+            log_outcome(task)
+            if task.status in ("pending", "scheduled"):
+                wake_workers()
+            results.append({"id": task.id, "status": task.status})
+        return {"results": results}
+
+    # -- looking -------------------------------------------------------------------------
+
+    @app.get("/tasks/{task_id}", tags=["tasks"])
+    async def get_task(task_id: str):
+        """One task, with its whole record; 404 if unknown."""
+        return task_json(await run(queue.get, task_id))
+
+    @app.get("/tasks", tags=["tasks"])
+    async def list_tasks(status: Optional[str] = Query(None, description=", ".join(STATUSES)),
+                         type: Optional[str] = None,
+                         limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
+        """Tasks in submission order, filtered by status and type."""
+        tasks = await run(queue.list, status, type, limit, offset)
+        return {"tasks": [task_json(t) for t in tasks], "count": len(tasks)}
+
+    @app.get("/dead-letter", tags=["dead letter"])
+    async def dead_letter(limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
+        """Tasks that used up their retries (status ``failed``)."""
+        tasks = await run(queue.dead_letter, limit, offset)
+        return {"tasks": [task_json(t) for t in tasks], "count": len(tasks)}
+
+    @app.post("/dead-letter/{task_id}/retry", tags=["dead letter"])
+    async def retry_dead(task_id: str):
+        """Send a dead-lettered task back to the queue, retries reset; 409 if not dead."""
+        task = await run(queue.retry_dead, task_id)
+        wake_workers()
+        log.info("[Queue] Task %s sent back from the dead letter", task_id)
+        return task_json(task)
+
+    @app.get("/stats", tags=["lesson"])
+    async def stats():
+        """Counts per status: pending, scheduled, processing, completed, failed (dead letter)."""
+        return await run(queue.stats)
+
+    @app.get("/health", tags=["operations"])
+    async def health():
+        """200 when the server answers and its store can be read."""
+        counts = await run(queue.stats)
+        return {"status": "ok", "store": store_name, "tasks": counts["total"]}
+
+    # -- the lesson's worker routes --------------------------------------------------------
+
+    @app.get("/dequeue", tags=["lesson"],
+             responses={204: {"description": "No task ready"}})
+    async def seed_dequeue(request: Request, worker_id: Optional[str] = None):
+        """The lesson's worker route: the next task (under a lease) or 204."""
+        who = worker_id or f"http-{request.client.host if request.client else 'client'}"
+        tasks = await claim_waiting(who, None, None, 1, 0)
+        if not tasks:
+            return Response(status_code=204)
+        return task_json(tasks[0])
+
+    @app.post("/complete/{task_id}", tags=["lesson"])
+    async def seed_complete(task_id: str, body: Optional[schemas.SeedCompleteIn] = None):
+        """The lesson's route: complete the task under its current lease."""
+        task = await finish(queue.complete, task_id, None, body.result if body else None)
+        return {"message": "Task completed", "task": task_json(task)}
+
+    @app.post("/fail/{task_id}", tags=["lesson"])
+    async def seed_fail(task_id: str, body: Optional[schemas.SeedFailIn] = None):
+        """The lesson's route: fail the task under its current lease (retry or dead letter)."""
+        task = await finish(queue.fail, task_id, None, body.error if body else None)
+        return {"message": f"Task {task.status}", "task": task_json(task)}
+
+    return BodyLimit(app, max_body=max_body) if max_body else app

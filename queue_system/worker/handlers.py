@@ -1,0 +1,72 @@
+"""Handlers: what a worker does with each type of task.
+
+A handler is a function ``handler(task) -> result``: it returns a JSON
+value on success and raises on failure. The lesson's ``email``, ``image``
+and ``report`` handlers (and the default one) only *pretend* to work: they
+sleep for a random time (1 to 3 s in the lesson) and fail at random (20%
+of attempts), which is exactly what a classroom needs to watch retries and
+the dead letter happen. Both are settings, so tests and demos can run fast.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional
+
+from ..task import Task
+
+Handler = Callable[[Task], Any]
+
+
+class SimulatedFailure(Exception):
+    """The random failure the lesson's workers throw."""
+
+
+def _field(payload: Any, name: str) -> Any:
+    return payload.get(name) if isinstance(payload, dict) else None
+
+
+# What each built-in task type "produces", as in the lesson.
+RESULTS: Dict[Optional[str], Callable[[Task], Any]] = {
+    "email": lambda task: {"sent": True, "to": _field(task.payload, "to")},
+    "image": lambda task: {"processed": True, "url": _field(task.payload, "url")},
+    "report": lambda task: {"generated": True, "format": "pdf"},
+    None: lambda task: {"result": "processed"},
+}
+
+
+@dataclass
+class SimulatedWork:
+    """Sleep ``min_seconds``..``max_seconds``, fail with ``failure_rate``, else give a result."""
+
+    min_seconds: float = 1.0
+    max_seconds: float = 3.0
+    failure_rate: float = 0.2
+    seed: Optional[int] = None
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self):
+        if not 0 <= self.min_seconds <= self.max_seconds:
+            raise ValueError("work time: need 0 <= min <= max seconds")
+        if not 0 <= self.failure_rate <= 1:
+            raise ValueError("failure rate must be between 0 and 1")
+        self._rng = random.Random(self.seed)
+
+    def __call__(self, task: Task) -> Any:
+        with self._lock:  # one generator shared by the worker's threads
+            seconds = self._rng.uniform(self.min_seconds, self.max_seconds)
+            fails = self._rng.random() < self.failure_rate
+        if seconds:
+            time.sleep(seconds)
+        if fails:
+            raise SimulatedFailure("Random processing error")
+        return RESULTS.get(task.type, RESULTS[None])(task)
+
+
+def lesson_handlers(work: SimulatedWork) -> Dict[Optional[str], Handler]:
+    """The lesson's handlers: every type (``None`` is the default) runs the simulated work."""
+    return {name: work for name in RESULTS}
