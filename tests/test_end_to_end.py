@@ -1,0 +1,167 @@
+"""End to end on loopback: a real server and real worker processes.
+
+These are the lesson's promises, checked with processes and signals:
+nothing is lost when workers fail, when a worker is killed mid-task, or
+when the server itself is killed right after accepting tasks.
+"""
+
+import signal
+import threading
+import time
+
+import pytest
+
+from queue_system.client import QueueClient
+
+from live import LiveSystem, wait_for
+
+FAST = ["--min-work", "0", "--max-work", "0.01"]
+
+
+@pytest.fixture
+def live(tmp_path):
+    with LiveSystem(tmp_path) as system:
+        yield system
+
+
+def all_finished(client, total):
+    stats = client.stats()
+    return stats if stats["completed"] + stats["failed"] == total else None
+
+
+def test_three_workers_drain_200_tasks_with_failures_and_lose_none(live):
+    live.start_server("--backoff", "none")
+    workers = [live.start_worker(f"worker-{n}", *FAST, "--failure-rate", "0.2", "--seed", str(n))
+               for n in (1, 2, 3)]
+    submitted = live.client.submit_many({"type": ["email", "image", "report"][i % 3],
+                                         "payload": {"n": i}} for i in range(200))
+    stats = wait_for(lambda: all_finished(live.client, 200), 120, "200 tasks to finish")
+    tasks = {t.id: t for t in live.client.all_tasks()}
+    assert set(tasks) == {t.id for t in submitted}
+    assert stats["pending"] == stats["processing"] == stats["scheduled"] == 0
+    assert stats["completed"] + stats["failed"] == 200
+    # With p=0.2, 3 attempts: about 200 * 0.008 = 1.6 dead letters; failures did happen.
+    assert sum(t.retries for t in tasks.values()) > 0
+    for task in tasks.values():
+        if task.status == "failed":
+            assert task.retries == task.max_retries and task.attempts == 3
+        else:
+            assert task.status == "completed" and task.result and task.attempts == task.retries + 1
+    assert {t.worker_id for t in tasks.values()} == {"worker-1", "worker-2", "worker-3"}
+    for worker in workers:  # warm shutdown: each worker exits cleanly
+        assert live.kill(worker, signal.SIGTERM) == 0
+
+
+def test_server_killed_right_after_202s_keeps_every_accepted_task(live):
+    live.start_server()
+    accepted, lock = [], threading.Lock()
+
+    def produce(n):
+        with QueueClient(live.url) as client:
+            for i in range(50):
+                task = client.submit("report", {"producer": n, "i": i})
+                with lock:
+                    accepted.append(task.id)
+
+    producers = [threading.Thread(target=produce, args=(n,)) for n in range(6)]
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join()
+    live.kill(live.server, signal.SIGKILL)  # no shutdown, no flush: the OS drops the process
+    live.start_server()
+    stored = {t.id for t in live.client.all_tasks()}
+    assert len(accepted) == 300
+    assert set(accepted) <= stored
+
+
+def test_server_killed_while_accepting_keeps_every_202(live):
+    live.start_server()
+    accepted, stop = [], threading.Event()
+
+    def produce():
+        with QueueClient(live.url, timeout=5) as client:
+            while not stop.is_set():
+                try:
+                    accepted.append(client.submit("report", {}).id)
+                except Exception:
+                    return  # the server is gone: only what got a 202 counts
+
+    producers = [threading.Thread(target=produce) for _ in range(4)]
+    for thread in producers:
+        thread.start()
+    wait_for(lambda: len(accepted) >= 200, 60, "200 accepted tasks")
+    live.kill(live.server, signal.SIGKILL)
+    stop.set()
+    for thread in producers:
+        thread.join()
+    live.start_server()
+    stored = {t.id for t in live.client.all_tasks()}
+    assert set(accepted) <= stored
+
+
+def test_worker_killed_mid_task_its_task_is_finished_by_another_after_the_lease(live):
+    live.start_server("--lease", "2")
+    task = live.client.submit("report", {"id": 1})
+    victim = live.start_worker("victim", "--min-work", "60", "--max-work", "60",
+                               "--failure-rate", "0")
+    wait_for(lambda: live.client.get(task.id).status == "processing", 30, "the task to start")
+    assert live.client.get(task.id).worker_id == "victim"
+    time.sleep(2.5)  # heartbeats keep the lease alive past its 2 s length
+    assert live.client.get(task.id).worker_id == "victim"
+    live.kill(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    live.start_worker("rescuer", *FAST, "--failure-rate", "0")
+    done = wait_for(lambda: (lambda t: t if t.status == "completed" else None)(
+        live.client.get(task.id)), 30, "another worker to complete the task")
+    assert done.worker_id == "rescuer"
+    assert done.attempts == 2 and done.retries == 1 and "victim" in done.error
+    assert time.monotonic() - killed_at < 30
+
+
+def test_warm_shutdown_finishes_the_running_task(live):
+    live.start_server()
+    task = live.client.submit("email", {"to": "a@b.c"})
+    worker = live.start_worker("polite", "--min-work", "1.5", "--max-work", "1.5",
+                               "--failure-rate", "0")
+    wait_for(lambda: live.client.get(task.id).status == "processing", 30, "the task to start")
+    assert live.kill(worker, signal.SIGTERM) == 0
+    finished = live.client.get(task.id)
+    assert finished.status == "completed" and finished.result == {"sent": True, "to": "a@b.c"}
+    assert "finishing current tasks" in live.log("polite")
+
+
+def test_second_signal_gives_the_lease_back_at_once(live):
+    live.start_server("--lease", "60")
+    task = live.client.submit("report", {})
+    worker = live.start_worker("impatient", "--min-work", "60", "--max-work", "60")
+    wait_for(lambda: live.client.get(task.id).status == "processing", 30, "the task to start")
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=10) != 0
+    back = live.client.get(task.id)
+    assert back.status == "pending" and back.retries == 0  # given back, not counted as failed
+
+
+def test_worker_waits_for_an_unreachable_server(live):
+    worker = live.start_worker("early", *FAST, "--failure-rate", "0")
+    time.sleep(1.0)
+    assert worker.poll() is None  # still alive, retrying
+    live.start_server()
+    task = live.client.submit("report", {})
+    wait_for(lambda: live.client.get(task.id).status == "completed", 30, "the task to complete")
+    assert "server unreachable, retrying" in live.log("early")
+
+
+def test_idle_worker_gets_a_new_task_quickly(live):
+    live.start_server()
+    live.start_worker("idle", "--min-work", "0", "--max-work", "0", "--failure-rate", "0")
+    warm = live.client.submit("report", {})
+    wait_for(lambda: live.client.get(warm.id).status == "completed", 30, "the worker to start")
+    time.sleep(0.5)  # the worker is now idle in a long poll
+    task = live.client.submit("report", {})
+    done = wait_for(lambda: (lambda t: t if t.status == "completed" else None)(
+        live.client.get(task.id)), 30, "the task", interval=0.01)
+    # Claimed by long poll, not after a sleep: well under the lesson's 1 s poll.
+    assert done.claimed_at - done.created_at < 0.5
