@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="lease to ask for, in seconds (LEASE_SECONDS; default: the server's)")
     worker.add_argument("--prefetch", type=positive(int), default=env("WORKER_PREFETCH", "1"),
                         help="tasks claimed per request by each thread (default 1)")
+    worker.add_argument("--poll-wait", type=positive(float), default=env("WORKER_POLL_WAIT", "2"),
+                        help="seconds an idle claim waits on the server (long poll); a new "
+                             "task wakes it at once (default 2)")
     worker.add_argument("--seed", type=int, default=None, help="seed of the simulated work")
     worker.add_argument("--log-level", default=env("LOG_LEVEL", "info"),
                         choices=["debug", "info", "warning", "error"])
@@ -201,7 +204,8 @@ def run_worker(args) -> int:
     lease = float(args.lease) if args.lease is not None else None
     with QueueClient(args.url) as client:
         Worker(client, args.id, lesson_handlers(work), concurrency=args.concurrency,
-               types=types, lease_seconds=lease, prefetch=args.prefetch).run()
+               types=types, lease_seconds=lease, prefetch=args.prefetch,
+               poll_wait=args.poll_wait).run()
     return 0
 
 

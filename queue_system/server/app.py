@@ -171,7 +171,7 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
 
     # -- workers ------------------------------------------------------------------------
 
-    async def claim_waiting(worker_id, types, lease_seconds, limit, wait) -> list:
+    async def claim_waiting(request, worker_id, types, lease_seconds, limit, wait) -> list:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
 
@@ -182,11 +182,18 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
             # Take the event before looking, so a task enqueued meanwhile still wakes us.
             signal = state["signal"].current()
             tasks, wakeup = await run(claim_and_next_wakeup)
+            if tasks and wait and await request.is_disconnected():
+                # The worker left while we waited (stopped, killed): give them back.
+                for task in tasks:
+                    await run(queue.release, task.id, task.lease_id)
+                return []
             remaining = deadline - loop.time()
             if tasks or remaining <= 0:
                 for task in tasks:
                     log.info("[Queue] Dequeued task %s by %s", task.id, worker_id)
                 return tasks
+            if await request.is_disconnected():
+                return []
             if wakeup is not None:  # a scheduled task falls due, or a lease ends
                 remaining = min(remaining, max(wakeup - queue.clock(), 0.001))
             try:
@@ -196,9 +203,9 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
 
     @app.post("/tasks/claim", tags=["workers"],
               responses={204: {"description": "No task within the wait"}})
-    async def claim(body: schemas.ClaimIn):
+    async def claim(body: schemas.ClaimIn, request: Request):
         """Take up to ``max_tasks`` ready tasks, each under a lease; wait up to ``wait`` s."""
-        tasks = await claim_waiting(body.worker_id, body.types, body.lease_seconds,
+        tasks = await claim_waiting(request, body.worker_id, body.types, body.lease_seconds,
                                     body.max_tasks, body.wait)
         if not tasks:
             return Response(status_code=204)
@@ -309,7 +316,7 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
     async def seed_dequeue(request: Request, worker_id: Optional[str] = None):
         """The lesson's worker route: the next task (under a lease) or 204."""
         who = worker_id or f"http-{request.client.host if request.client else 'client'}"
-        tasks = await claim_waiting(who, None, None, 1, 0)
+        tasks = await claim_waiting(request, who, None, None, 1, 0)
         if not tasks:
             return Response(status_code=204)
         return task_json(tasks[0])

@@ -53,6 +53,7 @@ class Worker:
         self.stopping = threading.Event()
         self.done = {"completed": 0, "failed": 0}
         self._held: Dict[str, Task] = {}  # task id -> task with its lease
+        self._busy = 0  # slots holding tasks
         self._lock = threading.Lock()
         self._signals = 0
 
@@ -70,9 +71,13 @@ class Worker:
         beat = threading.Thread(target=self._heartbeats, name=f"{self.id}-heartbeat", daemon=True)
         for thread in slots + [beat]:
             thread.start()
+        # Wait for the slots; once stopping, only for those holding tasks: an
+        # idle slot in a long poll is abandoned (the server gives back whatever
+        # it claims for a client that went away).
         while any(thread.is_alive() for thread in slots):
-            for thread in slots:
-                thread.join(timeout=0.2)
+            if self.stopping.is_set() and not self._busy:
+                break
+            time.sleep(0.05)
         log.info("[Worker %s] Stopped: %d completed, %d failed", self.id,
                  self.done["completed"], self.done["failed"])
 
@@ -99,15 +104,20 @@ class Worker:
             if not tasks:
                 continue
             with self._lock:
+                self._busy += 1
                 self._held.update((task.id, task) for task in tasks)
-            outcomes = []
-            for n, task in enumerate(tasks):
-                if self.stopping.is_set():  # shutting down: the rest go back unstarted
-                    self._release(tasks[n:])
-                    break
-                outcomes.append(self._execute(task))
-            if outcomes:
-                self._report(outcomes)
+            try:
+                outcomes = []
+                for n, task in enumerate(tasks):
+                    if self.stopping.is_set():  # shutting down: the rest go back unstarted
+                        self._release(tasks[n:])
+                        break
+                    outcomes.append(self._execute(task))
+                if outcomes:
+                    self._report(outcomes)
+            finally:
+                with self._lock:
+                    self._busy -= 1
 
     def _execute(self, task: Task) -> dict:
         handler = self.handlers.get(task.type, self.handlers.get(None))
