@@ -4,6 +4,7 @@
     worker       run a worker against a server
     submit       enqueue a task
     stats        counts per status
+    health       is the server up? (for container healthchecks)
     tasks        list tasks, or show one
     dead-letter  list the dead letter, or send a task back
     demo         a server and three workers on this machine, with live progress
@@ -137,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="counts per status")
     add_url(stats)
 
+    health = commands.add_parser("health", help="exit 0 if the server answers, 1 if not",
+                                 description="Ask the server's /health; for container "
+                                             "healthchecks. Without --url or QUEUE_URL it asks "
+                                             "this machine's PORT (default 3000).")
+    health.add_argument("--url", default=env("QUEUE_URL", f"http://127.0.0.1:{env('PORT', 3000)}"),
+                        help="the server (QUEUE_URL; default http://127.0.0.1:$PORT)")
+
     tasks = commands.add_parser("tasks", help="list tasks, or show one")
     add_url(tasks)
     tasks.add_argument("id", nargs="?", help="show this task in full")
@@ -228,6 +236,13 @@ def run_stats(args) -> int:
     return 0
 
 
+def run_health(args) -> int:
+    with QueueClient(args.url, timeout=3) as client:
+        answer = client.health()
+    print(f"{args.url}: {answer['status']}, {answer['tasks']} tasks ({answer['store']})")
+    return 0
+
+
 def run_tasks(args) -> int:
     with QueueClient(args.url) as client:
         if args.id:
@@ -268,5 +283,5 @@ def run_demo(args) -> int:
                 failure_rate=args.failure_rate, port=args.port, db=args.db)
 
 
-COMMANDS = {"serve": run_serve, "worker": run_worker, "submit": run_submit, "stats": run_stats,
+COMMANDS = {"serve": run_serve, "worker": run_worker, "submit": run_submit, "stats": run_stats, "health": run_health,
             "tasks": run_tasks, "dead-letter": run_dead_letter, "demo": run_demo}
