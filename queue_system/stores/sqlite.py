@@ -107,7 +107,10 @@ def _dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-@lru_cache(maxsize=32)
+MAX_MERGED_TYPES = 32
+
+
+@lru_cache(maxsize=MAX_MERGED_TYPES)
 def _pending_of_types(count: int) -> str:
     arms = " UNION ALL ".join([f"SELECT * FROM ({PENDING_OF_TYPE})"] * count)
     return f"SELECT {COLUMNS} FROM ({arms}) ORDER BY rank, execute_at, seq LIMIT ?"
@@ -202,6 +205,10 @@ class SQLiteStore(Store):
         types = list(dict.fromkeys(types))
         if not types:
             return []
+        if len(types) > MAX_MERGED_TYPES:  # SQLite caps a UNION at 500 arms
+            marks = ", ".join("?" * len(types))
+            return self._select(f"{SELECT}WHERE status = 'pending' AND type IN ({marks}) "
+                                "ORDER BY rank, execute_at, seq LIMIT ?", (*types, limit))
         params = []
         for type in types:
             params += (type, limit)
