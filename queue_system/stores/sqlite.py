@@ -18,6 +18,7 @@ import json
 import sqlite3
 import threading
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Dict, Iterable, List, Optional
 
 from ..errors import ConcurrentUpdate
@@ -31,7 +32,7 @@ RESULT_AT = FIELDS.index("result")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,  -- submission order
+    seq              INTEGER PRIMARY KEY,                -- submission order
     id               TEXT NOT NULL UNIQUE,
     type             TEXT NOT NULL,
     payload          TEXT NOT NULL,                      -- JSON
@@ -51,9 +52,11 @@ CREATE TABLE IF NOT EXISTS tasks (
     claimed_at       REAL,
     finished_at      REAL,
     updated_at       REAL NOT NULL,
-    idempotency_key  TEXT UNIQUE,
+    idempotency_key  TEXT,                               -- unique when set
     version          INTEGER NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_idempotency ON tasks (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (rank, execute_at, seq) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS tasks_ready_by_type ON tasks (type, rank, execute_at, seq)
     WHERE status = 'pending';
@@ -64,9 +67,53 @@ CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status, seq);
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 
+# Statements, built once. The candidate queries name their partial index
+# (INDEXED BY): left to itself the planner prefers ``tasks_by_status`` and
+# then sorts every pending task for each claim, which costs O(backlog).
+SELECT = f"SELECT {COLUMNS} FROM tasks "
+INSERT = (f"INSERT INTO tasks ({COLUMNS}, rank) "
+          f"VALUES ({', '.join('?' * (len(FIELDS) + 1))})")
+# The columns a transition may change. ``id`` is the key; ``type`` and
+# ``idempotency_key`` are indexed and never change in the lifecycle, so the
+# usual UPDATE leaves them (and their index pages: fewer pages to write and
+# fsync per commit) alone and only checks them. If they did change, UPDATE_ALL
+# replaces the whole row, as the contract says.
+FIXED = ("id", "type", "idempotency_key")
+MUTABLE = tuple(name for name in FIELDS if name not in FIXED)
+MUTABLE_AT = tuple(FIELDS.index(name) for name in MUTABLE)
+UPDATE = (f"UPDATE tasks SET {', '.join(f'{name} = ?' for name in MUTABLE)}, rank = ? "
+          "WHERE id = ? AND version = ? AND type = ? AND idempotency_key IS ?")
+UPDATE_ALL = (f"UPDATE tasks SET {', '.join(f'{name} = ?' for name in FIELDS[1:])}, rank = ? "
+              "WHERE id = ? AND version = ?")
+NEXT_PENDING = (SELECT + "INDEXED BY tasks_ready WHERE status = 'pending' "
+                "ORDER BY rank, execute_at, seq LIMIT ?")
+PENDING_OF_TYPE = (f"SELECT seq, {COLUMNS}, rank FROM tasks INDEXED BY tasks_ready_by_type "
+                   "WHERE status = 'pending' AND type = ? ORDER BY rank, execute_at, seq LIMIT ?")
+DUE_SCHEDULED = (SELECT + "INDEXED BY tasks_scheduled WHERE status = 'scheduled' "
+                 "AND execute_at <= ? ORDER BY execute_at LIMIT ?")
+EXPIRED_LEASES = (SELECT + "INDEXED BY tasks_leases WHERE status = 'processing' "
+                  "AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?")
+NEXT_WAKEUP = ("SELECT min(t) FROM ("
+               " SELECT min(execute_at) AS t FROM tasks INDEXED BY tasks_scheduled"
+               " WHERE status = 'scheduled'"
+               " UNION ALL"
+               " SELECT min(lease_expires_at) FROM tasks INDEXED BY tasks_leases"
+               " WHERE status = 'processing')")
+BY_ID = SELECT + "WHERE id = ?"
+BY_IDEMPOTENCY_KEY = SELECT + "WHERE idempotency_key = ?"
+
 
 def _dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+MAX_MERGED_TYPES = 32
+
+
+@lru_cache(maxsize=MAX_MERGED_TYPES)
+def _pending_of_types(count: int) -> str:
+    arms = " UNION ALL ".join([f"SELECT * FROM ({PENDING_OF_TYPE})"] * count)
+    return f"SELECT {COLUMNS} FROM ({arms}) ORDER BY rank, execute_at, seq LIMIT ?"
 
 
 class SQLiteStore(Store):
@@ -123,28 +170,29 @@ class SQLiteStore(Store):
             row[RESULT_AT] = json.loads(row[RESULT_AT])
         return Task(*row)
 
-    def _select(self, where: str, params=()) -> List[Task]:
+    def _select(self, sql: str, params=()) -> List[Task]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {COLUMNS} FROM tasks {where}", params).fetchall()
+            rows = self._db.execute(sql, params).fetchall()
         return [self._task(row) for row in rows]
 
     # -- writes -------------------------------------------------------------------
 
     def insert(self, task: Task) -> None:
-        marks = ", ".join("?" * (len(FIELDS) + 1))
         with self._lock:
             try:
-                self._db.execute(f"INSERT INTO tasks ({COLUMNS}, rank) VALUES ({marks})",
-                                 self._row(task) + [PRIORITY_RANK[task.priority]])
+                self._db.execute(INSERT, self._row(task) + [PRIORITY_RANK[task.priority]])
             except sqlite3.IntegrityError as exc:
                 raise ConcurrentUpdate(f"task {task.id} or its idempotency key exists: {exc}") from None
 
     def update(self, task: Task) -> None:
-        assignments = ", ".join(f"{name} = ?" for name in FIELDS[1:])
+        row = self._row(task)
+        rank = PRIORITY_RANK[task.priority]
         with self._lock:
-            cursor = self._db.execute(
-                f"UPDATE tasks SET {assignments}, rank = ? WHERE id = ? AND version = ?",
-                self._row(task)[1:] + [PRIORITY_RANK[task.priority], task.id, task.version - 1])
+            cursor = self._db.execute(UPDATE, [row[i] for i in MUTABLE_AT] + [
+                rank, task.id, task.version - 1, task.type, task.idempotency_key])
+            if cursor.rowcount != 1:
+                # A stale version, or a fixed column changed: write the whole row.
+                cursor = self._db.execute(UPDATE_ALL, row[1:] + [rank, task.id, task.version - 1])
             if cursor.rowcount != 1:
                 raise ConcurrentUpdate(f"task {task.id} was changed by someone else")
 
@@ -152,39 +200,40 @@ class SQLiteStore(Store):
 
     def next_pending(self, types: Optional[Iterable[str]] = None, limit: int = 1) -> List[Task]:
         if types is None:
-            return self._select("WHERE status = 'pending' ORDER BY rank, execute_at, seq LIMIT ?",
-                                (limit,))
-        types = list(types)
-        marks = ", ".join("?" * len(types))
-        return self._select(f"WHERE status = 'pending' AND type IN ({marks}) "
-                            "ORDER BY rank, execute_at, seq LIMIT ?", (*types, limit))
+            return self._select(NEXT_PENDING, (limit,))
+        # One indexed, limited search per type, merged: never sorts the whole backlog.
+        types = list(dict.fromkeys(types))
+        if not types:
+            return []
+        if len(types) > MAX_MERGED_TYPES:  # SQLite caps a UNION at 500 arms
+            marks = ", ".join("?" * len(types))
+            return self._select(f"{SELECT}WHERE status = 'pending' AND type IN ({marks}) "
+                                "ORDER BY rank, execute_at, seq LIMIT ?", (*types, limit))
+        params = []
+        for type in types:
+            params += (type, limit)
+        return self._select(_pending_of_types(len(types)), (*params, limit))
 
     def due_scheduled(self, now: float, limit: int = 1000) -> List[Task]:
-        return self._select("WHERE status = 'scheduled' AND execute_at <= ? "
-                            "ORDER BY execute_at LIMIT ?", (now, limit))
+        return self._select(DUE_SCHEDULED, (now, limit))
 
     def expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
         # A lease ending exactly now is still valid (see lifecycle.check_lease).
-        return self._select("WHERE status = 'processing' AND lease_expires_at < ? "
-                            "ORDER BY lease_expires_at LIMIT ?", (now, limit))
+        return self._select(EXPIRED_LEASES, (now, limit))
 
     def next_wakeup(self) -> Optional[float]:
         with self._lock:
-            due, = self._db.execute(
-                "SELECT min(t) FROM ("
-                " SELECT min(execute_at) AS t FROM tasks WHERE status = 'scheduled'"
-                " UNION ALL"
-                " SELECT min(lease_expires_at) FROM tasks WHERE status = 'processing')").fetchone()
+            due, = self._db.execute(NEXT_WAKEUP).fetchone()
         return due
 
     # -- reads ----------------------------------------------------------------------
 
     def get(self, task_id: str) -> Optional[Task]:
-        found = self._select("WHERE id = ?", (task_id,))
+        found = self._select(BY_ID, (task_id,))
         return found[0] if found else None
 
     def get_by_idempotency_key(self, key: str) -> Optional[Task]:
-        found = self._select("WHERE idempotency_key = ?", (key,))
+        found = self._select(BY_IDEMPOTENCY_KEY, (key,))
         return found[0] if found else None
 
     def list(self, status=None, type=None, limit=100, offset=0) -> List[Task]:
@@ -196,7 +245,8 @@ class SQLiteStore(Store):
             conditions.append("type = ?")
             params.append(type)
         where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-        return self._select(f"{where}ORDER BY seq LIMIT ? OFFSET ?", (*params, limit, offset))
+        return self._select(f"{SELECT}{where}ORDER BY seq LIMIT ? OFFSET ?",
+                            (*params, limit, offset))
 
     def count_by_status(self) -> Dict[str, int]:
         with self._lock:
