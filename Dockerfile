@@ -18,7 +18,7 @@ COPY queue_system ./queue_system
 RUN useradd --create-home --uid 10001 queue \
     && mkdir /data \
     && chown queue /data
-USER queue
+USER 10001
 
 ENV HOST=0.0.0.0 \
     PORT=3000 \

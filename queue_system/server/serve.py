@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -11,6 +12,19 @@ from ..backoff import Backoff
 from ..queue import TaskQueue
 from ..stores import open_store
 from .app import create_app
+
+
+class CleanStopServer(uvicorn.Server):
+    """uvicorn, but a SIGTERM/SIGINT that ended a graceful shutdown exits 0.
+
+    uvicorn re-raises the signal once it has shut down, so the process would
+    look killed (exit 143 in Docker) although it stopped cleanly."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
 
 def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
@@ -28,8 +42,13 @@ def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
     logging.getLogger("queue_system").setLevel(log_level.upper())
     print(f"Producer API listening on http://{host}:{port} "
           f"(store: {db}, lease {lease_seconds:g}s, docs at /docs)", flush=True)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=2)
+    server = CleanStopServer(config)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=2)
+        server.run()
     finally:
         store.close()
+    if not server.started:  # e.g. the port was taken: uvicorn said why
+        raise SystemExit(1)
+    print("Producer API stopped", flush=True)

