@@ -177,3 +177,20 @@ def test_stopping_an_idle_worker_loses_no_task(live):
     time.sleep(0.5)
     # Whatever the abandoned poll might have claimed was given back: the task is ready.
     assert live.client.get(task.id).status == "pending"
+
+
+def test_one_worker_runs_tasks_concurrently_and_only_its_types(live):
+    live.start_server()
+    for i in range(3):
+        live.client.submit("email", {"to": f"user{i}@example.com"})
+    report = live.client.submit("report", {"id": 1})
+    live.start_worker("mailer", "--concurrency", "3", "--types", "email",
+                      "--min-work", "2", "--max-work", "2", "--failure-rate", "0")
+
+    def three_at_once():
+        held = live.client.tasks(status="processing")
+        return len(held) == 3 and {t.worker_id for t in held} == {"mailer"} and held
+    held = wait_for(three_at_once, 30, "three emails in progress at once", interval=0.02)
+    assert {t.type for t in held} == {"email"}
+    wait_for(lambda: live.client.stats()["completed"] == 3, 30, "the emails to complete")
+    assert live.client.get(report.id).status == "pending"  # not this worker's type
