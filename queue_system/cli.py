@@ -90,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(BACKOFF; default exponential:1:60)")
     serve.add_argument("--max-body", type=positive(int), default=env("MAX_BODY", "1048576"),
                        help="largest request body in bytes, 413 beyond (default 1 MiB)")
-    serve.add_argument("--log-level", default=env("LOG_LEVEL", "info"),
-                       choices=["debug", "info", "warning", "error"])
+    add_log_level(serve)
 
     worker = commands.add_parser("worker", help="run a worker",
                                  description="Claim tasks from the server, run the lesson's "
@@ -118,8 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds an idle claim waits on the server (long poll); a new "
                              "task wakes it at once (default 2)")
     worker.add_argument("--seed", type=int, default=None, help="seed of the simulated work")
-    worker.add_argument("--log-level", default=env("LOG_LEVEL", "info"),
-                        choices=["debug", "info", "warning", "error"])
+    add_log_level(worker)
 
     submit = commands.add_parser("submit", help="enqueue a task",
                                  description="Enqueue a task, e.g. "
@@ -173,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     demo.add_argument("--db", default=None, help="SQLite file (default: a temporary one)")
     return parser
+
+
+def add_log_level(parser):
+    parser.add_argument("--log-level", default=env("LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"],
+                        help="how much to print (LOG_LEVEL; default info)")
 
 
 def add_url(parser):
