@@ -122,7 +122,8 @@ def test_warm_shutdown_finishes_the_running_task(live):
     task = live.client.submit("email", {"to": "a@b.c"})
     worker = live.start_worker("polite", "--min-work", "1.5", "--max-work", "1.5",
                                "--failure-rate", "0")
-    wait_for(lambda: live.client.get(task.id).status == "processing", 30, "the task to start")
+    # Claimed is not started: wait for the handler to run (a task not started goes back).
+    wait_for(lambda: f"Processing task {task.id}" in live.log("polite"), 30, "the task to start")
     assert live.kill(worker, signal.SIGTERM) == 0
     finished = live.client.get(task.id)
     assert finished.status == "completed" and finished.result == {"sent": True, "to": "a@b.c"}
@@ -133,7 +134,7 @@ def test_second_signal_gives_the_lease_back_at_once(live):
     live.start_server("--lease", "60")
     task = live.client.submit("report", {})
     worker = live.start_worker("impatient", "--min-work", "60", "--max-work", "60")
-    wait_for(lambda: live.client.get(task.id).status == "processing", 30, "the task to start")
+    wait_for(lambda: f"Processing task {task.id}" in live.log("impatient"), 30, "the task to start")
     worker.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     worker.send_signal(signal.SIGTERM)

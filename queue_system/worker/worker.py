@@ -76,7 +76,9 @@ class Worker:
         # it claims for a client that went away).
         while any(thread.is_alive() for thread in slots):
             if self.stopping.is_set() and not self._busy:
-                break
+                time.sleep(0.1)  # a claim answered just now still gets counted as busy
+                if not self._busy:
+                    break
             time.sleep(0.05)
         log.info("[Worker %s] Stopped: %d completed, %d failed", self.id,
                  self.done["completed"], self.done["failed"])
