@@ -111,10 +111,10 @@ class Arrivals:
         return sum(self.rate_at(start + (i + 0.5) * h) for i in range(steps)) / steps
 
     def busy_windows(self) -> List[Tuple[float, float]]:
-        """Intervals where the rate is above its lowest value: the spikes, for shading plots."""
+        """Intervals where the rate is above the first segment's (the usual pace): the spikes."""
         if self.kind != "piecewise":
             return []
-        low = min(r for _, r in self.segments)
+        low = self.segments[0][1]
         bounds = [s for s, _ in self.segments[1:]] + [math.inf]
         return [(s, e) for (s, r), e in zip(self.segments, bounds) if r > low]
 
