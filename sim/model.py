@@ -73,10 +73,11 @@ class Model:
         service_rng = random.Random(self._seed("service"))
         self.service = [k.service.sampler(service_rng) for k in self.kinds]
         self.fail_draw = random.Random(self._seed("failures")).random
-        self.busy = 0                   # workers serving a task right now
         self.idle: List[simpy.Event] = []  # parked workers' wake-up events
         self.timer_at = INF             # when the wake-up timer rings, if armed
-        self.current: List[Optional[tuple]] = [None] * sc.workers  # (task, start) per worker
+        # Per worker: (task, start) while serving, else None. Busy workers are counted from
+        # it when sampling, rather than kept in a counter updated twice per task.
+        self.current: List[Optional[tuple]] = [None] * sc.workers
         self.orphans: Dict[int, str] = {}   # row -> task id, for tasks held by a crashed worker
         self.finished = 0               # completed + dead-lettered + refused
         self.arrivals_open = len(sc.producers)
@@ -244,7 +245,6 @@ class Model:
                 row = task.payload
                 start = env.now
                 current[w] = (task, start)
-                self.busy += 1
                 duration = service[kind_of[row]]()
                 if duration <= beat:
                     yield timeout(duration)
@@ -255,7 +255,6 @@ class Model:
                         left -= beat
                         heartbeat(task.id, task.lease_id)
                     yield timeout(left)
-                self.busy -= 1
                 current[w] = None
                 now = env.now
                 if p and fail_draw() < p:
@@ -294,7 +293,6 @@ class Model:
                 if held is not None:
                     task, start = held
                     current[w] = None
-                    self.busy -= 1
                     rec.attempt(task.payload, w, start, env.now, R.CRASHED)
                     self.orphans[task.payload] = task.id
                     self._arm(task.lease_expires_at)
@@ -317,12 +315,13 @@ class Model:
     # -- the time series ------------------------------------------------------------------
 
     def _sampler(self, every: float):
-        env, sample, counts = self.env, self.rec.sample, self.store.count_by_status
+        env, sample, counts, current = self.env, self.rec.sample, self.store.count_by_status, self.current
         while True:
+            busy = sum(1 for held in current if held is not None)  # workers serving a task now
             # The store's counts, not queue.stats(): stats() would sweep, and a sweep
             # from the observer must not change what the workers see.
             c = counts()
-            sample(env.now, c["pending"], c["scheduled"], c["processing"], self.busy, c["failed"])
+            sample(env.now, c["pending"], c["scheduled"], c["processing"], busy, c["failed"])
             yield env.timeout(every)
 
     # -- the end -----------------------------------------------------------------------------
