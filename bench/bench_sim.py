@@ -95,6 +95,8 @@ def run_ciw(n: int, seed: int) -> dict:
 def peak_memory_sim(n: int, seed: int) -> dict:
     import resource
     import tracemalloc
+
+    import sim  # noqa: F401  (imports are not the run: load pandas, SimPy... first)
     tracemalloc.start()
     run_sim(n, seed)
     _, peak = tracemalloc.get_traced_memory()

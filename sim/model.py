@@ -343,8 +343,6 @@ class Model:
                     rec.status[row] = R.DEAD
                     rec.finished[row] = task.finished_at
         attempts = rec.attempts_frame()
-        # Attempts are logged when they end; list them by start time instead.
-        attempts = attempts.sort_values("start", kind="stable").reset_index(drop=True)
         tasks = rec.tasks_frame(self.kinds, attempts)
         timeseries = rec.timeseries_frame()
         summary = summarise(self.scenario, tasks, attempts, end)

@@ -94,15 +94,17 @@ class Recorder:
     # -- at the end: DataFrames ------------------------------------------------------------
 
     def attempts_frame(self) -> pd.DataFrame:
+        """One row per attempt, by start time (they are logged when they end)."""
+        start = np.frombuffer(self.att_start, dtype=np.float64)
+        order = np.argsort(start, kind="stable")
+        outcome = np.frombuffer(bytes(self.att_outcome), dtype=np.uint8)[order]
         return pd.DataFrame({
-            "task": np.frombuffer(self.att_task, dtype=np.int64) if self.att_task.itemsize == 8
-            else np.asarray(self.att_task, dtype=np.int64),
-            "worker": np.asarray(self.att_worker, dtype=np.int64),
-            "start": np.frombuffer(self.att_start, dtype=np.float64),
-            "end": np.frombuffer(self.att_end, dtype=np.float64),
-            "outcome": pd.Categorical.from_codes(np.frombuffer(bytes(self.att_outcome), dtype=np.uint8),
-                                                 categories=list(OUTCOME_NAMES)),
-        })
+            "task": np.asarray(self.att_task, dtype=np.int64)[order],
+            "worker": np.asarray(self.att_worker, dtype=np.int64)[order],
+            "start": start[order],
+            "end": np.frombuffer(self.att_end, dtype=np.float64)[order],
+            "outcome": pd.Categorical.from_codes(outcome, categories=list(OUTCOME_NAMES)),
+        }, copy=False)
 
     def tasks_frame(self, kinds: Sequence, attempts: pd.DataFrame) -> pd.DataFrame:
         """One row per task; ``kinds`` is ``Scenario.kinds()`` (type and priority per kind)."""
@@ -124,7 +126,15 @@ class Recorder:
         end = attempts["end"].to_numpy()
         n_attempts = np.bincount(task_of, minlength=n)
         served = np.bincount(task_of, weights=end - start, minlength=n)
-        frame = pd.DataFrame({
+        # Rank of each attempt within its task (1, 2, ...): attempts come by start time,
+        # and a stable sort by task keeps that order inside each task.
+        order = np.argsort(task_of, kind="stable")
+        by_task = task_of[order]
+        group_start = np.searchsorted(by_task, by_task, side="left")
+        rank = np.empty(len(task_of), dtype=np.int64)
+        rank[order] = np.arange(len(task_of)) - group_start + 1
+        del order, by_task, group_start
+        columns = {
             "kind": kind,
             "type": types,
             "priority": priority,
@@ -133,34 +143,27 @@ class Recorder:
             "attempts": n_attempts,
             "status": pd.Categorical.from_codes(status, categories=list(STATUS_NAMES)),
             "finished": finished,
-        })
-        # First attempt's start: attempts are recorded in time order, so the first
-        # occurrence of a task in the attempt log is its first attempt.
-        first = np.full(n, NAN)
-        if len(task_of):
-            order = np.arange(len(task_of))
-            first_index = np.full(n, len(task_of))
-            np.minimum.at(first_index, task_of, order)
-            has = first_index < len(task_of)
-            first[has] = start[first_index[has]]
-        frame["first_start"] = first
-        frame["service"] = served
-        frame["time_in_system"] = finished - created
-        # Wait: the time from when the task was due (its execute_at) to its end, not
-        # spent being served: queueing, backoff, waiting for a dead worker's lease to
-        # end. A task scheduled an hour ahead has not "waited" that hour.
-        frame["wait"] = finished - ready - served
-        frame["first_wait"] = first - ready
+            "first_start": None,  # filled below, kept here for the column order
+            "service": served,
+            "time_in_system": finished - created,
+            # Wait: the time from when the task was due (its execute_at) to its end, not
+            # spent being served: queueing, backoff, waiting for a dead worker's lease to
+            # end. A task scheduled an hour ahead has not "waited" that hour.
+            "wait": finished - ready - served,
+            "first_wait": None,
+        }
         # Each attempt's start and end as columns start_1, end_1, start_2, ...
-        if len(task_of):
-            rank = attempts.groupby("task").cumcount().to_numpy() + 1
-            for k in range(1, int(rank.max()) + 1):
-                pick = rank == k
-                s, e = np.full(n, NAN), np.full(n, NAN)
-                s[task_of[pick]] = start[pick]
-                e[task_of[pick]] = end[pick]
-                frame[f"start_{k}"] = s
-                frame[f"end_{k}"] = e
+        for k in range(1, int(rank.max()) + 1 if len(rank) else 1):
+            pick = rank == k
+            s, e = np.full(n, NAN), np.full(n, NAN)
+            s[task_of[pick]] = start[pick]
+            e[task_of[pick]] = end[pick]
+            columns[f"start_{k}"] = s
+            columns[f"end_{k}"] = e
+        first = columns.get("start_1", np.full(n, NAN))
+        columns["first_start"] = first
+        columns["first_wait"] = first - ready
+        frame = pd.DataFrame(columns, copy=False)
         frame.index.name = "task"
         return frame
 
