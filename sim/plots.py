@@ -54,6 +54,11 @@ def plot_queue(result: Result, ax) -> None:
     ax2.plot(t, busy, color="tab:orange", lw=1.2, label="busy workers (1-minute average)")
     ax2.set_ylabel("busy workers")
     ax2.set_ylim(0, result.scenario.workers * 1.25 + 0.5)
+    crashes = result.attempts.loc[result.attempts["outcome"] == "crashed", "end"]
+    if len(crashes):
+        # A crash mid-task: its task waits for the lease to end before anyone retries it.
+        ax.plot(_minutes(crashes), np.zeros(len(crashes)), "x", color="red", ms=7,
+                label="worker crashed holding a task")
     _shade_spikes(ax, result)
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
