@@ -78,7 +78,9 @@ class Model:
         # Per worker: (task, start) while serving, else None. Busy workers are counted from
         # it when sampling, rather than kept in a counter updated twice per task.
         self.current: List[Optional[tuple]] = [None] * sc.workers
-        self.orphans: Dict[int, str] = {}   # row -> task id, for tasks held by a crashed worker
+        # Tasks held by a crashed worker: row -> (task id, the dead lease). Only the queue's
+        # sweep (run inside claim) can free them, out of the workers' sight.
+        self.orphans: Dict[int, tuple] = {}
         self.finished = 0               # completed + dead-lettered + refused
         self.arrivals_open = len(sc.producers)
         self.drained = env.event()
@@ -224,7 +226,7 @@ class Model:
         status, finished = rec.status, rec.finished
         att_task, att_worker = rec.att_task.append, rec.att_worker.append
         att_start, att_end, att_outcome = rec.att_start.append, rec.att_end.append, rec.att_outcome.append
-        current = self.current
+        current, orphans = self.current, self.orphans
         # A worker heartbeats only when a task runs longer than half its lease, as a
         # real worker would; for ordinary tasks this costs nothing.
         beat = sc.lease_seconds / 2
@@ -232,6 +234,8 @@ class Model:
         while True:
             try:
                 tasks = claim(name)
+                if orphans:
+                    self._settle_orphans()
                 if not tasks:
                     wakeup = next_wakeup()
                     if wakeup is not None:
@@ -294,9 +298,28 @@ class Model:
                     task, start = held
                     current[w] = None
                     rec.attempt(task.payload, w, start, env.now, R.CRASHED)
-                    self.orphans[task.payload] = task.id
+                    self.orphans[task.payload] = (task.id, task.lease_id)
                     self._arm(task.lease_expires_at)
                 yield timeout(sc.restart_delay)
+
+    def _settle_orphans(self) -> None:
+        """See what the queue's sweep did with crashed workers' tasks.
+
+        The claim that just ran swept expired leases: a task is back in the queue
+        (another worker will record its next attempt), or, if that was its last
+        attempt, in the dead letter, which only the store can tell us.
+        """
+        rec = self.rec
+        for row, (task_id, dead_lease) in list(self.orphans.items()):
+            task = self.store.get(task_id)
+            if task.status == "processing" and task.lease_id == dead_lease:
+                continue  # the lease has not run out yet
+            del self.orphans[row]
+            if task.status == "failed" and rec.status[row] == R.IN_SYSTEM:
+                rec.status[row] = R.DEAD
+                rec.finished[row] = task.finished_at
+                self.finished += 1
+                self._check_drained()
 
     def _crasher(self, w: int, worker: simpy.Process):
         """Worker ``w`` crashes after an exponential time up, then stays down ``restart_delay``."""
@@ -334,14 +357,8 @@ class Model:
             if held is not None:
                 task, start = held
                 rec.attempt(task.payload, w, start, end, R.UNFINISHED)
-        # A crashed worker's task may have been dead-lettered by the queue's sweep when
-        # its last lease ran out: the store knows, the workers never saw it.
-        for row, task_id in self.orphans.items():
-            if rec.status[row] == R.IN_SYSTEM:
-                task = self.store.get(task_id)
-                if task.status == "failed":
-                    rec.status[row] = R.DEAD
-                    rec.finished[row] = task.finished_at
+        # Crashed workers' tasks swept since the last claim.
+        self._settle_orphans()
         attempts = rec.attempts_frame()
         tasks = rec.tasks_frame(self.kinds, attempts)
         timeseries = rec.timeseries_frame()

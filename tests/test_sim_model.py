@@ -176,3 +176,21 @@ def test_littles_law_on_the_simulations_own_output():
     # The same on the queue alone: Lq = lam Wq.
     Lq = (window.queue_length + window.scheduled).mean()
     assert Lq == pytest.approx(lam * tasks.wait.dropna().mean(), rel=0.05)
+
+
+def test_a_crash_on_the_last_attempt_dead_letters_through_the_lease_and_the_run_ends():
+    # max_retries=1: a crashed attempt is the task's only one, so the queue's sweep sends
+    # it to the dead letter when the lease runs out. The run (until every task is done)
+    # must see that and end, with every task accounted for.
+    scenario = small("worker-crash", crash_rate=1 / 60, failure_p=0.0, max_retries=1,
+                     duration=None, max_tasks=600)
+    model = Model(scenario)
+    result = model.run()
+    final_counts_agree_with_the_store(model, result)
+    tasks, attempts = result.tasks, result.attempts
+    dead = tasks[tasks.status == "dead_letter"]
+    assert len(dead) > 5 and result.summary["in_system_at_end"] == 0
+    crashed = attempts[attempts.outcome == "crashed"].set_index("task")
+    assert set(dead.index) == set(crashed.index)
+    # Dead-lettered by the lease's end, not by the crash itself.
+    assert (dead.finished > crashed.loc[dead.index, "start"] + scenario.lease_seconds).all()
