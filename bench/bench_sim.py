@@ -48,6 +48,42 @@ def run_sim(n: int, seed: int) -> dict:
     return {"elapsed": elapsed, "tasks": done, "mean_wait": result.summary["mean_wait"]}
 
 
+def run_sim_without_queue(n: int, seed: int) -> dict:
+    """Diagnostic only: our model with TaskQueue swapped for a FIFO stub, to show how the
+    time splits between the model's machinery (SimPy, records) and the queue's rules."""
+    import collections
+    from queue_system.task import Task
+    from sim import mmc
+    from sim.model import Model
+
+    class FifoStub:
+        def __init__(self):
+            self.fifo = collections.deque()
+
+        def submit(self, type_, payload, **options):
+            self.fifo.append(payload)
+            return None, True
+
+        def claim(self, worker_id):
+            return [Task(id="stub", type="task", payload=self.fifo.popleft())] if self.fifo else []
+
+        def complete(self, *args):
+            return None
+
+        fail = heartbeat = complete  # never called: no failures, short tasks
+
+        def next_wakeup(self):
+            return None
+
+    model = Model(mmc(LAM, MU, C, duration=None, max_tasks=n, sample_every=60.0, seed=seed))
+    model.queue = FifoStub()
+    start = time.perf_counter()
+    result = model.run()
+    elapsed = time.perf_counter() - start
+    return {"elapsed": elapsed, "tasks": int((result.tasks["status"] == "completed").sum()),
+            "mean_wait": result.summary["mean_wait"]}
+
+
 def run_simpy_minimal(n: int, seed: int) -> dict:
     import random
     import simpy
@@ -113,6 +149,7 @@ def maxrss_sim(n: int, seed: int) -> dict:
 
 
 CONTENDERS = {"sim": run_sim, "simpy-minimal": run_simpy_minimal, "ciw": run_ciw,
+              "sim-no-queue": run_sim_without_queue,
               "sim-memory": peak_memory_sim, "sim-rss": maxrss_sim}
 
 
@@ -157,6 +194,13 @@ def main(argv=None) -> None:
         for peer in ("simpy-minimal", "ciw"):
             if peer in rates:
                 print(f"  sim / {peer}: {rates['sim'] / rates[peer]:.2f}x")
+    diag = in_subprocess("sim-no-queue", args.tasks, args.seed)
+    if "error" not in diag and "sim" in rates:
+        per_task_all = 1e6 / rates["sim"]
+        per_task_model = 1e6 * diag["elapsed"] / diag["tasks"]
+        print(f"  diagnostic: our model with TaskQueue replaced by a FIFO stub runs "
+              f"{diag['tasks'] / diag['elapsed']:,.0f} tasks/s; per task, {per_task_model:.1f} us "
+              f"of model machinery and {per_task_all - per_task_model:.1f} us in TaskQueue")
     memory = in_subprocess("sim-memory", args.tasks, args.seed)
     rss = in_subprocess("sim-rss", args.tasks, args.seed)
     if "error" not in memory and "error" not in rss:
