@@ -101,6 +101,15 @@ class MemoryStore(Store):
         with self._lock:
             heaps = list(self._ready.values()) if types is None else \
                 [self._ready[t] for t in types if t in self._ready]
+            if limit == 1:
+                # The common case (one worker, one task): the best top is the answer,
+                # no need to pop entries and push them back.
+                best = None
+                for heap in heaps:
+                    entry = self._top(heap)
+                    if entry is not None and (best is None or entry < best):
+                        best = entry
+                return [] if best is None else [self._tasks[best[-1]]]
             found, taken = [], []
             while len(found) < limit:
                 best_heap, best = None, None
@@ -120,6 +129,9 @@ class MemoryStore(Store):
     def _due(self, heap: list, now: float, limit: int, strict: bool) -> List[Task]:
         """Current entries keyed at or before ``now`` (before it, if ``strict``)."""
         with self._lock:
+            entry = self._top(heap)
+            if entry is None or entry[0] > now or (strict and entry[0] == now):
+                return []  # the usual answer, checked before building anything
             found, taken = [], []
             while len(found) < limit:
                 entry = self._top(heap)
@@ -140,9 +152,11 @@ class MemoryStore(Store):
 
     def next_wakeup(self) -> Optional[float]:
         with self._lock:
-            times = [entry[0] for entry in (self._top(self._scheduled), self._top(self._leases))
-                     if entry is not None]
-            return min(times) if times else None
+            scheduled, lease = self._top(self._scheduled), self._top(self._leases)
+            if scheduled is None or lease is None:
+                entry = scheduled or lease
+                return None if entry is None else entry[0]
+            return min(scheduled[0], lease[0])
 
     # -- reads --------------------------------------------------------------------
 

@@ -1,0 +1,220 @@
+"""Benchmark: tasks simulated per second, our model against two peers.
+
+The system is M/M/3 at utilisation 0.8 (arrivals 2.4/s, service 1/s per
+worker), 200,000 tasks, the same for the three contenders:
+
+* ``sim``: our full model (producers, TaskQueue over MemoryStore on SimPy's
+  clock, workers, per-task records and the DataFrames at the end);
+* ``simpy-minimal``: the idiomatic SimPy M/M/c (a process per customer,
+  one ``Resource`` with 3 slots, exponential times, waits in a list);
+* ``ciw``: Ciw 3.x on the same network, records fetched at the end.
+
+Each contender runs in a fresh subprocess (so one's memory and warm caches
+do not help another), best of ``--repeat`` runs. Peak memory of our model
+is measured twice: tracemalloc's peak of Python allocations during the
+run (in its own subprocess, as tracemalloc slows the run down), and the
+process's peak resident size (``ru_maxrss``, interpreter and imports
+included).
+
+Ciw is not a dependency of the project: install it in a separate venv::
+
+    python3 -m venv bench/.venv
+    bench/.venv/bin/pip install -r bench/requirements-bench.txt
+    bench/.venv/bin/python bench/bench_sim.py
+
+Without Ciw the script still runs and says Ciw was skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAM, MU, C = 2.4, 1.0, 3
+
+
+def run_sim(n: int, seed: int) -> dict:
+    from sim import mmc, simulate
+    scenario = mmc(LAM, MU, C, duration=None, max_tasks=n, sample_every=60.0, seed=seed)
+    start = time.perf_counter()
+    result = simulate(scenario)
+    elapsed = time.perf_counter() - start
+    done = int((result.tasks["status"] == "completed").sum())
+    return {"elapsed": elapsed, "tasks": done, "mean_wait": result.summary["mean_wait"]}
+
+
+def run_sim_without_queue(n: int, seed: int) -> dict:
+    """Diagnostic only: our model with TaskQueue swapped for a FIFO stub, to show how the
+    time splits between the model's machinery (SimPy, records) and the queue's rules."""
+    import collections
+    from queue_system.task import Task
+    from sim import mmc
+    from sim.model import Model
+
+    class FifoStub:
+        def __init__(self):
+            self.fifo = collections.deque()
+
+        def submit(self, type_, payload, **options):
+            self.fifo.append(payload)
+            return None, True
+
+        def claim(self, worker_id):
+            return [Task(id="stub", type="task", payload=self.fifo.popleft())] if self.fifo else []
+
+        def complete(self, *args):
+            return None
+
+        fail = heartbeat = complete  # never called: no failures, short tasks
+
+        def next_wakeup(self):
+            return None
+
+    model = Model(mmc(LAM, MU, C, duration=None, max_tasks=n, sample_every=60.0, seed=seed))
+    model.queue = FifoStub()
+    start = time.perf_counter()
+    result = model.run()
+    elapsed = time.perf_counter() - start
+    return {"elapsed": elapsed, "tasks": int((result.tasks["status"] == "completed").sum()),
+            "mean_wait": result.summary["mean_wait"]}
+
+
+def run_simpy_minimal(n: int, seed: int) -> dict:
+    import random
+    import simpy
+
+    rng = random.Random(seed)
+    waits = []
+
+    def customer(env, server):
+        arrive = env.now
+        with server.request() as request:
+            yield request
+            waits.append(env.now - arrive)
+            yield env.timeout(rng.expovariate(MU))
+
+    def source(env, server):
+        for _ in range(n):
+            env.process(customer(env, server))
+            yield env.timeout(rng.expovariate(LAM))
+
+    start = time.perf_counter()
+    env = simpy.Environment()
+    server = simpy.Resource(env, capacity=C)
+    env.process(source(env, server))
+    env.run()
+    elapsed = time.perf_counter() - start
+    return {"elapsed": elapsed, "tasks": len(waits), "mean_wait": sum(waits) / len(waits)}
+
+
+def run_ciw(n: int, seed: int) -> dict:
+    import ciw
+
+    start = time.perf_counter()
+    network = ciw.create_network(arrival_distributions=[ciw.dists.Exponential(rate=LAM)],
+                                 service_distributions=[ciw.dists.Exponential(rate=MU)],
+                                 number_of_servers=[C])
+    ciw.seed(seed)
+    simulation = ciw.Simulation(network)
+    simulation.simulate_until_max_customers(n, method="Finish")
+    records = simulation.get_all_records()
+    elapsed = time.perf_counter() - start
+    return {"elapsed": elapsed, "tasks": len(records),
+            "mean_wait": sum(r.waiting_time for r in records) / len(records)}
+
+
+def peak_memory_sim(n: int, seed: int) -> dict:
+    import resource
+    import tracemalloc
+
+    import sim  # noqa: F401  (imports are not the run: load pandas, SimPy... first)
+    tracemalloc.start()
+    run_sim(n, seed)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"tracemalloc_peak_mb": peak / 2**20,
+            "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def maxrss_sim(n: int, seed: int) -> dict:
+    import resource
+    out = run_sim(n, seed)
+    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+CONTENDERS = {"sim": run_sim, "simpy-minimal": run_simpy_minimal, "ciw": run_ciw,
+              "sim-no-queue": run_sim_without_queue,
+              "sim-memory": peak_memory_sim, "sim-rss": maxrss_sim}
+
+
+def in_subprocess(name: str, n: int, seed: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, __file__, "--child", name, "--tasks", str(n),
+                          "--seed", str(seed)], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contender; the best counts")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(CONTENDERS[args.child](args.tasks, args.seed)))
+        return
+
+    print(f"M/M/{C}, lambda={LAM}/s, mu={MU}/s (utilisation {LAM / (C * MU):.1f}), "
+          f"{args.tasks:,} tasks, best of {args.repeat}; Python {sys.version.split()[0]}")
+    rates = {}
+    for name in ("sim", "simpy-minimal", "ciw"):
+        best = None
+        for i in range(args.repeat):
+            out = in_subprocess(name, args.tasks, args.seed + i)
+            if "error" in out:
+                break
+            if best is None or out["elapsed"] < best["elapsed"]:
+                best = out
+        if best is None:
+            print(f"  {name:<14} skipped: {out['error']}")
+            continue
+        rates[name] = best["tasks"] / best["elapsed"]
+        print(f"  {name:<14} {rates[name]:>9,.0f} tasks/s  ({best['elapsed']:.2f} s, "
+              f"{best['tasks']:,} tasks, mean wait {best['mean_wait']:.3f} s)")
+    if "sim" in rates:
+        for peer in ("simpy-minimal", "ciw"):
+            if peer in rates:
+                print(f"  sim / {peer}: {rates['sim'] / rates[peer]:.2f}x")
+    diag = in_subprocess("sim-no-queue", args.tasks, args.seed)
+    if "error" not in diag and "sim" in rates:
+        per_task_all = 1e6 / rates["sim"]
+        per_task_model = 1e6 * diag["elapsed"] / diag["tasks"]
+        print(f"  diagnostic: our model with TaskQueue replaced by a FIFO stub runs "
+              f"{diag['tasks'] / diag['elapsed']:,.0f} tasks/s; per task, {per_task_model:.1f} us "
+              f"of model machinery and {per_task_all - per_task_model:.1f} us in TaskQueue")
+    memory = in_subprocess("sim-memory", args.tasks, args.seed)
+    rss = in_subprocess("sim-rss", args.tasks, args.seed)
+    if "error" not in memory and "error" not in rss:
+        print(f"  sim peak memory: {memory['tracemalloc_peak_mb']:.1f} MB of Python allocations "
+              f"(tracemalloc), {rss['maxrss_mb']:.1f} MB peak resident size of the whole process")
+    from queue_system.stores.memory import MemoryStore  # noqa: F401  (the bench imports the repo's code)
+    print(f"  theory: M/M/{C} mean wait {_mmc_wait():.3f} s")
+
+
+def _mmc_wait() -> float:
+    from sim.theory import mmc
+    return mmc(LAM, MU, C)["Wq"]
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, ROOT)
+    main()

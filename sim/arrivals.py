@@ -1,0 +1,169 @@
+"""Arrival processes: when producers hand tasks to the queue.
+
+Picture the orders reaching an online shop. On an ordinary afternoon they
+come at random but at a steady average pace: a *Poisson process* (the gaps
+are exponential, each arrival independent of the last). On Black Friday at
+noon the pace triples for an hour: a rate that changes with time, here
+*piecewise constant* or any function ``rate(t)``. To reproduce last week's
+incident you *replay* the recorded arrival times.
+
+A time-varying Poisson process is drawn by *thinning* (Lewis and Shedler):
+propose arrivals at the highest rate ``max_rate``, and keep a proposal at
+time t with probability ``rate(t) / max_rate``. What is kept is exactly a
+Poisson process of rate ``rate(t)``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+KINDS = ("poisson", "piecewise", "function", "replay")
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """How one producer submits: ``Arrivals.poisson(2.0)`` is 2 tasks per second on average.
+
+    * ``poisson``: constant ``rate`` (tasks per second);
+    * ``piecewise``: ``segments`` of ``(start_time, rate)``, each rate holding
+      until the next start (the last one forever);
+    * ``function``: ``rate_fn(t)``, never above ``max_rate`` (not JSON-loadable);
+    * ``replay``: the given arrival ``times`` (seconds), in order.
+    """
+
+    kind: str = "poisson"
+    rate: float = 1.0
+    segments: Tuple[Tuple[float, float], ...] = ()
+    times: Tuple[float, ...] = ()
+    rate_fn: Optional[Callable[[float], float]] = field(default=None, compare=False)
+    max_rate: Optional[float] = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"arrivals must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.kind == "poisson" and not (self.rate >= 0 and math.isfinite(self.rate)):
+            raise ValueError("poisson: the rate must be a finite number, zero or more")
+        if self.kind == "piecewise":
+            starts = [s for s, _ in self.segments]
+            if not self.segments or starts != sorted(starts) \
+                    or any(r < 0 or not math.isfinite(r) for _, r in self.segments):
+                raise ValueError("piecewise: segments must be (start, rate) pairs in time order, "
+                                 "with finite non-negative rates")
+        if self.kind == "function" and (self.rate_fn is None or not self.max_rate):
+            raise ValueError("function: give rate_fn and its upper bound max_rate")
+        if self.kind == "replay" and list(self.times) != sorted(self.times):
+            raise ValueError("replay: arrival times must be in increasing order")
+
+    # -- constructors -----------------------------------------------------------
+
+    @classmethod
+    def poisson(cls, rate: float) -> "Arrivals":
+        return cls("poisson", rate=float(rate))
+
+    @classmethod
+    def piecewise(cls, segments: Sequence[Tuple[float, float]]) -> "Arrivals":
+        return cls("piecewise", segments=tuple((float(s), float(r)) for s, r in segments))
+
+    @classmethod
+    def function(cls, rate_fn: Callable[[float], float], max_rate: float) -> "Arrivals":
+        return cls("function", rate_fn=rate_fn, max_rate=float(max_rate))
+
+    @classmethod
+    def replay(cls, times: Sequence[float]) -> "Arrivals":
+        return cls("replay", times=tuple(float(t) for t in times))
+
+    # -- what it means ------------------------------------------------------------
+
+    def rate_at(self, t: float) -> float:
+        """The arrival rate at time t (tasks per second); replay has none."""
+        if self.kind == "poisson":
+            return self.rate
+        if self.kind == "piecewise":
+            i = bisect.bisect_right([s for s, _ in self.segments], t) - 1
+            return self.segments[i][1] if i >= 0 else 0.0
+        if self.kind == "function":
+            return float(self.rate_fn(t))
+        raise ValueError("a replay has no rate")
+
+    def mean_rate(self, start: float, end: float) -> float:
+        """Average rate over [start, end]: the integral of rate(t) divided by the length."""
+        if end <= start:
+            return self.rate_at(start) if self.kind != "replay" else 0.0
+        if self.kind == "poisson":
+            return self.rate
+        if self.kind == "replay":
+            lo, hi = bisect.bisect_left(self.times, start), bisect.bisect_left(self.times, end)
+            return (hi - lo) / (end - start)
+        if self.kind == "piecewise":
+            total = 0.0
+            bounds = [s for s, _ in self.segments[1:]] + [math.inf]
+            for (s, r), e in zip(self.segments, bounds):
+                lo, hi = max(s, start), min(e, end)
+                if hi > lo:
+                    total += r * (hi - lo)
+            return total / (end - start)
+        steps = 1000  # a function: midpoint rule is plenty for a summary figure
+        h = (end - start) / steps
+        return sum(self.rate_at(start + (i + 0.5) * h) for i in range(steps)) / steps
+
+    def busy_windows(self) -> List[Tuple[float, float]]:
+        """Intervals where the rate is above the first segment's (the usual pace): the spikes."""
+        if self.kind != "piecewise":
+            return []
+        low = self.segments[0][1]
+        bounds = [s for s, _ in self.segments[1:]] + [math.inf]
+        return [(s, e) for (s, r), e in zip(self.segments, bounds) if r > low]
+
+    def times_from(self, rng: random.Random, start: float = 0.0) -> Iterator[float]:
+        """Arrival times after ``start``, in order, drawn with ``rng`` (endless unless replay)."""
+        if self.kind == "replay":
+            yield from (t for t in self.times if t >= start)
+            return
+        if self.kind == "poisson":
+            if self.rate <= 0:
+                return
+            t, expovariate, rate = start, rng.expovariate, self.rate
+            while True:
+                t += expovariate(rate)
+                yield t
+        top = self.max_rate if self.kind == "function" else max(r for _, r in self.segments)
+        if top <= 0:
+            return
+        t, expovariate, uniform = start, rng.expovariate, rng.random
+        rate_at = self.rate_at
+        while True:
+            t += expovariate(top)
+            # Thinning: keep the proposal with probability rate(t) / top.
+            if uniform() * top < rate_at(t):
+                yield t
+
+    # -- JSON -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        if self.kind == "poisson":
+            return {"poisson": self.rate}
+        if self.kind == "piecewise":
+            return {"piecewise": [list(seg) for seg in self.segments]}
+        if self.kind == "replay":
+            return {"replay": list(self.times)}
+        raise ValueError("a rate function cannot be written as JSON")
+
+    @classmethod
+    def from_dict(cls, data) -> "Arrivals":
+        """``{"poisson": 2}``, ``{"piecewise": [[0, 2], [600, 6], [1200, 2]]}``, ``{"replay": [...]}``."""
+        if isinstance(data, Arrivals):
+            return data
+        if isinstance(data, dict) and len(data) == 1:
+            (kind, value), = data.items()
+            if kind == "poisson":
+                return cls.poisson(value)
+            if kind == "piecewise":
+                return cls.piecewise(value)
+            if kind == "replay":
+                return cls.replay(value)
+        raise ValueError(f"cannot read arrivals from {data!r}: expected "
+                         '{"poisson": RATE}, {"piecewise": [[START, RATE], ...]} or {"replay": [T, ...]}')

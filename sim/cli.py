@@ -1,0 +1,131 @@
+"""The command line: run a scenario, see the figures, keep the plots and tables.
+
+A lab bench for the lesson::
+
+    python -m sim scenarios                       # the presets, one line each
+    python -m sim show --scenario spike           # a preset as JSON, to copy and edit
+    python -m sim run --scenario spike --replications 10 --plot spike.png --csv out/
+    python -m sim run --config my.json --workers 5 --seed 7
+
+``run`` prints each summary figure (with its 95% interval when replicated)
+beside the textbook's value where one applies; ``--csv`` writes the first
+run's tasks, attempts and time series and every run's summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import List, Optional
+
+from .compare import predictions
+from .model import simulate
+from .replications import confidence_interval, replicate
+from .scenario import PRESETS, Scenario, preset
+from .summary import FIGURES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sim",
+                                     description="Simulate the task queue with SimPy.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("scenarios", help="list the preset scenarios")
+    show = sub.add_parser("show", help="print a scenario as JSON")
+    run = sub.add_parser("run", help="simulate a scenario")
+    for p in (show, run):
+        p.add_argument("--scenario", default="steady", help="a preset name (see 'scenarios')")
+        p.add_argument("--config", help="a JSON file describing the scenario (may name a preset)")
+        p.add_argument("--workers", type=int, help="override the number of workers")
+        p.add_argument("--duration", type=float, help="override the simulated seconds")
+        p.add_argument("--seed", type=int, help="override the seed")
+        p.add_argument("--failure-p", type=float, help="override the failure probability")
+    run.add_argument("--replications", type=int, default=1, help="independent runs (seeds)")
+    run.add_argument("--processes", type=int, default=1, help="run replications in parallel")
+    run.add_argument("--plot", help="write the dashboard to this PNG/SVG/PDF file")
+    run.add_argument("--csv", help="write CSV tables into this directory")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser
+
+
+def load_scenario(args) -> Scenario:
+    if args.config:
+        with open(args.config, encoding="utf-8") as f:
+            scenario = Scenario.from_json(f.read())
+    else:
+        scenario = preset(args.scenario)
+    changes = {"workers": args.workers, "duration": args.duration, "seed": args.seed,
+               "failure_p": args.failure_p}
+    return scenario.replace(**{k: v for k, v in changes.items() if v is not None})
+
+
+def cmd_scenarios(out) -> None:
+    width = max(len(n) for n in PRESETS)
+    for name, scenario in PRESETS.items():
+        print(f"{name:<{width}}  {scenario.description}", file=out)
+
+
+def cmd_run(args, out) -> int:
+    scenario = load_scenario(args)
+    theory = predictions(scenario)
+    reps = replicate(scenario, args.replications, processes=args.processes,
+                     keep=False) if args.replications > 1 else None
+    # The first seed's full run: for the plots and the per-task tables.
+    first = simulate(scenario)
+    rows = {}
+    for name in FIGURES:
+        if reps is not None:
+            rows[name] = confidence_interval(reps.runs[name])
+        else:
+            rows[name] = {"mean": first.summary[name], "low": math.nan, "high": math.nan}
+        rows[name]["theory"] = theory.get(name, math.nan)
+        rows[name]["unit"] = FIGURES[name]
+    if args.json:
+        json.dump({"scenario": scenario.name, "replications": args.replications,
+                   "figures": rows}, out, indent=2, default=float)
+        print(file=out)
+    else:
+        print(f"Scenario '{scenario.name}': {scenario.description}", file=out)
+        print(f"{args.replications} run(s) from seed {scenario.seed}, "
+              f"{scenario.duration or 0:.0f} s simulated, warm-up {scenario.warmup:.0f} s", file=out)
+        print(f"{'figure':<22}{'simulation':>12}{'95% interval':>24}{'theory':>10}  unit", file=out)
+        for name, row in rows.items():
+            interval = "" if math.isnan(row["low"]) else f"[{row['low']:.4g}, {row['high']:.4g}]"
+            th = "" if math.isnan(row["theory"]) else f"{row['theory']:.4g}"
+            print(f"{name:<22}{row['mean']:>12.4g}{interval:>24}{th:>10}  {row['unit']}", file=out)
+    if args.csv:
+        os.makedirs(args.csv, exist_ok=True)
+        first.tasks.to_csv(os.path.join(args.csv, "tasks.csv"))
+        first.attempts.to_csv(os.path.join(args.csv, "attempts.csv"), index=False)
+        first.timeseries.to_csv(os.path.join(args.csv, "timeseries.csv"), index=False)
+        runs = reps.runs if reps is not None else None
+        if runs is None:
+            import pandas as pd
+            runs = pd.DataFrame([first.summary], index=pd.Index([first.seed], name="seed"))
+        runs.to_csv(os.path.join(args.csv, "summary.csv"))
+        if reps is not None:
+            reps.ci().to_csv(os.path.join(args.csv, "confidence_intervals.csv"))
+        print(f"tables written to {args.csv}", file=out if not args.json else sys.stderr)
+    if args.plot:
+        from .plots import dashboard  # matplotlib only when a plot is asked for
+        dashboard(first, theory, args.plot, reps)
+        print(f"plot written to {args.plot}", file=out if not args.json else sys.stderr)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None, out=None) -> int:
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "scenarios":
+            cmd_scenarios(out)
+            return 0
+        if args.command == "show":
+            print(load_scenario(args).to_json(), file=out)
+            return 0
+        return cmd_run(args, out)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,371 @@
+"""The model: producers, the real queue and failing workers, on SimPy's clock.
+
+Think of a post office with a ticket machine. Customers (tasks) walk in
+at random; the ticket machine is ``queue_system``'s own ``TaskQueue`` over
+a ``MemoryStore``, which decides who is served next (priority, then first
+come first served), when a failed task may come back (backoff), when it
+goes to the dead letter, and when an abandoned ticket is handed to someone
+else (the lease). The clerks (workers) only ask the machine for the next
+ticket, serve it, and report success or failure. A clerk may faint (a
+crash): the ticket stays "being served" until its lease runs out, and the
+queue's own sweep puts it back. Nothing of the queue's rules is written
+here again: time is simply SimPy's ``env.now`` instead of the wall clock.
+
+Why it is fast enough to simulate hours in seconds: there is no SimPy
+process per task. A producer is one process (one timeout per arrival), a
+worker is one process (one timeout per attempt). An idle worker parks on
+its own event, and a submission wakes exactly one parked worker; a single
+timer wakes idle workers at ``queue.next_wakeup()`` (a scheduled task falls
+due, a lease ends), never a polling tick.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import pandas as pd
+import simpy
+
+from queue_system.queue import TaskQueue, sequential_ids
+from queue_system.stores.memory import MemoryStore
+
+from . import records as R
+from .scenario import Scenario
+from .summary import summarise
+
+INF = math.inf
+
+
+@dataclass
+class Result:
+    """One run: the scenario, the seed, the DataFrames and the summary figures."""
+
+    scenario: Scenario
+    seed: int
+    end: float                  # simulated time when the run stopped
+    tasks: pd.DataFrame         # one row per task
+    attempts: pd.DataFrame      # one row per attempt
+    timeseries: pd.DataFrame    # sampled queue length, in progress, busy workers, dead letter
+    summary: Dict[str, float]   # throughput, waits, utilisation... after the warm-up
+
+
+class Model:
+    """Build with a scenario, then ``run()``; a model runs once."""
+
+    def __init__(self, scenario: Scenario, seed: Optional[int] = None):
+        self.scenario = sc = scenario
+        self.seed = sc.seed if seed is None else seed
+        self.env = env = simpy.Environment()
+        self.store = MemoryStore()
+        # The queue under test, on SimPy's clock. Its rng draws backoff jitter.
+        self.queue = TaskQueue(self.store, lambda: env.now, backoff=sc.backoff,
+                               lease_seconds=sc.lease_seconds,
+                               rng=random.Random(self._seed("queue")),
+                               make_id=sequential_ids())
+        self.rec = R.Recorder()
+        self.kinds = sc.kinds()
+        # Separate random streams for arrivals, service, failures and crashes: changing
+        # the failure probability then leaves the arrival times unchanged (common
+        # random numbers make scenario comparisons sharper).
+        service_rng = random.Random(self._seed("service"))
+        self.service = [k.service.sampler(service_rng) for k in self.kinds]
+        self.fail_draw = random.Random(self._seed("failures")).random
+        self.idle: List[simpy.Event] = []  # parked workers' wake-up events
+        self.timer_at = INF             # when the wake-up timer rings, if armed
+        # Per worker: (task, start) while serving, else None. Busy workers are counted from
+        # it when sampling, rather than kept in a counter updated twice per task.
+        self.current: List[Optional[tuple]] = [None] * sc.workers
+        # Tasks held by a crashed worker: row -> (task id, the dead lease). Only the queue's
+        # sweep (run inside claim) can free them, out of the workers' sight.
+        self.orphans: Dict[int, tuple] = {}
+        self.finished = 0               # completed + dead-lettered + refused
+        self.arrivals_open = len(sc.producers)
+        self.drained = env.event()
+        self.ran = False
+
+    def _seed(self, stream: str) -> str:
+        # random.Random hashes a str seed with SHA-512: stable across runs and machines.
+        return f"{self.seed}:{stream}"
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self) -> Result:
+        if self.ran:
+            raise RuntimeError("a model runs once; build a new one for another run")
+        self.ran = True
+        sc, env = self.scenario, self.env
+        counter = [0]  # tasks created so far by all producers (for max_tasks)
+        kind_index = 0
+        for i, producer in enumerate(sc.producers):
+            env.process(self._producer(i, producer, kind_index, counter))
+            kind_index += len(producer.mix)
+        for w in range(sc.workers):
+            process = env.process(self._worker(w))
+            if sc.crash_rate > 0:
+                env.process(self._crasher(w, process))
+        every = sc.sample_every or ((sc.duration / 2000) if sc.duration else 10.0)
+        env.process(self._sampler(every))
+        env.run(until=sc.duration if sc.duration is not None else self.drained)
+        return self._result()
+
+    # -- producers --------------------------------------------------------------------------
+
+    def _producer(self, index: int, producer, first_kind: int, counter: list):
+        sc, env, rec = self.scenario, self.env, self.rec
+        rng = random.Random(self._seed(f"arrivals:{index}"))
+        mix_draw = random.Random(self._seed(f"mix:{index}")).random
+        delay_rng = random.Random(self._seed(f"delay:{index}"))
+        total = sum(k.share for k in producer.mix)
+        cumulative, acc = [], 0.0
+        for k in producer.mix:
+            acc += k.share / total
+            cumulative.append(acc)
+        # Per kind: (kind index, type, priority, delay sampler or None when never delayed).
+        kinds = [(first_kind + i, k.type, k.priority,
+                  None if k.delay.kind == "fixed" and k.delay.a == 0 else k.delay.sampler(delay_rng))
+                 for i, k in enumerate(producer.mix)]
+        single = kinds[0] if len(kinds) == 1 else None
+        horizon = INF if sc.duration is None else sc.duration
+        max_tasks = INF if sc.max_tasks is None else sc.max_tasks
+        submit, max_retries, capacity = self.queue.submit, sc.max_retries, sc.capacity
+        timeout, idle, wake = env.timeout, self.idle, self._wake_one
+        kind_append, created_append, ready_append = rec.kind.append, rec.created.append, rec.ready.append
+        finished_append, status_append = rec.finished.append, rec.status.append
+        for t in producer.arrivals.times_from(rng, env.now):
+            if t > horizon or counter[0] >= max_tasks:
+                break
+            yield timeout(t - env.now)
+            if counter[0] >= max_tasks:  # another producer may have taken the last slot
+                break
+            counter[0] += 1
+            if single is not None:
+                kind, type_, priority, delay = single
+            else:
+                u = mix_draw()
+                j = 0
+                while j < len(cumulative) - 1 and u >= cumulative[j]:
+                    j += 1
+                kind, type_, priority, delay = kinds[j]
+            now = env.now
+            row = len(rec.created)
+            kind_append(kind)
+            created_append(now)
+            if capacity is not None and self._waiting() >= capacity:
+                # The queue is full: the producer is told no (HTTP 503 in real life).
+                ready_append(now)
+                finished_append(now)
+                status_append(R.REFUSED)
+                self.finished += 1
+                continue
+            finished_append(R.NAN)
+            status_append(R.IN_SYSTEM)
+            # The payload is the task's row in the records: the worker finds it back.
+            if delay is None:
+                ready_append(now)
+                submit(type_, row, priority=priority, max_retries=max_retries)
+                if idle:
+                    wake()
+            else:
+                task, _ = submit(type_, row, priority=priority, max_retries=max_retries,
+                                 delay=delay())
+                ready_append(task.execute_at)
+                if task.status == "scheduled":
+                    self._arm(task.execute_at)
+                elif idle:
+                    wake()
+        self.arrivals_open -= 1
+        self._check_drained()
+
+    def _waiting(self) -> int:
+        counts = self.store.count_by_status()
+        return counts["pending"] + counts["scheduled"]
+
+    # -- waking idle workers ----------------------------------------------------------------
+
+    def _wake_one(self) -> None:
+        """A task is ready: the worker parked longest ago... or last: any one will do."""
+        self.idle.pop().succeed()
+
+    def _wake_all(self, _event=None) -> None:
+        # Emptied in place: the processes hold a reference to this very list.
+        events = self.idle[:]
+        self.idle.clear()
+        for event in events:
+            event.succeed()
+
+    def _arm(self, when: float) -> None:
+        """Make sure idle workers look at the queue again at ``when`` (or just after)."""
+        now = self.env.now
+        if when <= now:
+            # A lease ending exactly now still holds: look again at the next instant.
+            when = math.nextafter(now, INF)
+        if when >= self.timer_at:
+            return
+        delay = when - now
+        self.timer_at = now + delay  # the very sum SimPy computes for the event's time
+        self.env.timeout(delay).callbacks.append(self._ring)
+
+    def _ring(self, _event) -> None:
+        if self.env.now != self.timer_at:
+            return  # an older timer, superseded by an earlier one that has rung already
+        self.timer_at = INF
+        # Several scheduled tasks may have fallen due at once: let every idle worker look.
+        self._wake_all()
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def _worker(self, w: int):
+        sc, env, rec, queue = self.scenario, self.env, self.rec, self.queue
+        name = f"worker-{w + 1}"
+        claim, complete, fail, heartbeat = queue.claim, queue.complete, queue.fail, queue.heartbeat
+        next_wakeup, timeout, idle = queue.next_wakeup, env.timeout, self.idle
+        service, kind_of, fail_draw, p = self.service, rec.kind, self.fail_draw, sc.failure_p
+        status, finished = rec.status, rec.finished
+        att_task, att_worker = rec.att_task.append, rec.att_worker.append
+        att_start, att_end, att_outcome = rec.att_start.append, rec.att_end.append, rec.att_outcome.append
+        current, orphans = self.current, self.orphans
+        # A worker heartbeats only when a task runs longer than half its lease, as a
+        # real worker would; for ordinary tasks this costs nothing.
+        beat = sc.lease_seconds / 2
+        parked = None
+        while True:
+            try:
+                tasks = claim(name)
+                if orphans:
+                    self._settle_orphans()
+                if not tasks:
+                    wakeup = next_wakeup()
+                    if wakeup is not None:
+                        self._arm(wakeup)
+                    parked = env.event()
+                    idle.append(parked)
+                    yield parked
+                    parked = None
+                    continue
+                task = tasks[0]
+                row = task.payload
+                start = env.now
+                current[w] = (task, start)
+                duration = service[kind_of[row]]()
+                if duration <= beat:
+                    yield timeout(duration)
+                else:
+                    left = duration
+                    while left > beat:
+                        yield timeout(beat)
+                        left -= beat
+                        heartbeat(task.id, task.lease_id)
+                    yield timeout(left)
+                current[w] = None
+                now = env.now
+                if p and fail_draw() < p:
+                    after = fail(task.id, task.lease_id, "the handler raised an error")
+                    outcome = R.FAILED
+                    if after.status == "failed":
+                        status[row] = R.DEAD
+                        finished[row] = now
+                        self.finished += 1
+                        self._check_drained()
+                    elif after.status == "scheduled":
+                        self._arm(after.execute_at)
+                    elif idle:
+                        self._wake_one()
+                else:
+                    complete(task.id, task.lease_id)
+                    outcome = R.OK
+                    status[row] = R.COMPLETED
+                    finished[row] = now
+                    self.finished += 1
+                    if not self.arrivals_open:
+                        self._check_drained()
+                att_task(row)
+                att_worker(w)
+                att_start(start)
+                att_end(now)
+                att_outcome(outcome)
+            except simpy.Interrupt:
+                # The worker crashed. Its task, if any, is left "processing": only the
+                # lease running out will bring it back (the queue's sweep does that).
+                if parked is not None:
+                    if parked in idle:
+                        idle.remove(parked)
+                    parked = None
+                held = current[w]
+                if held is not None:
+                    task, start = held
+                    current[w] = None
+                    rec.attempt(task.payload, w, start, env.now, R.CRASHED)
+                    self.orphans[task.payload] = (task.id, task.lease_id)
+                    self._arm(task.lease_expires_at)
+                yield timeout(sc.restart_delay)
+
+    def _settle_orphans(self) -> None:
+        """See what the queue's sweep did with crashed workers' tasks.
+
+        The claim that just ran swept expired leases: a task is back in the queue
+        (another worker will record its next attempt), or, if that was its last
+        attempt, in the dead letter, which only the store can tell us.
+        """
+        rec = self.rec
+        for row, (task_id, dead_lease) in list(self.orphans.items()):
+            task = self.store.get(task_id)
+            if task.status == "processing" and task.lease_id == dead_lease:
+                continue  # the lease has not run out yet
+            del self.orphans[row]
+            if task.status == "failed" and rec.status[row] == R.IN_SYSTEM:
+                rec.status[row] = R.DEAD
+                rec.finished[row] = task.finished_at
+                self.finished += 1
+                self._check_drained()
+
+    def _crasher(self, w: int, worker: simpy.Process):
+        """Worker ``w`` crashes after an exponential time up, then stays down ``restart_delay``."""
+        env, sc = self.env, self.scenario
+        rng = random.Random(self._seed(f"crashes:{w}"))
+        while True:
+            yield env.timeout(rng.expovariate(sc.crash_rate))
+            worker.interrupt("crash")
+            yield env.timeout(sc.restart_delay)
+
+    def _check_drained(self) -> None:
+        if not self.arrivals_open and self.finished == len(self.rec.created) \
+                and not self.drained.triggered:
+            self.drained.succeed()
+
+    # -- the time series ------------------------------------------------------------------
+
+    def _sampler(self, every: float):
+        env, sample, counts, current = self.env, self.rec.sample, self.store.count_by_status, self.current
+        while True:
+            busy = sum(1 for held in current if held is not None)  # workers serving a task now
+            # The store's counts, not queue.stats(): stats() would sweep, and a sweep
+            # from the observer must not change what the workers see.
+            c = counts()
+            sample(env.now, c["pending"], c["scheduled"], c["processing"], busy, c["failed"])
+            yield env.timeout(every)
+
+    # -- the end -----------------------------------------------------------------------------
+
+    def _result(self) -> Result:
+        env, rec = self.env, self.rec
+        end = env.now
+        # Attempts still running at the end are recorded as unfinished.
+        for w, held in enumerate(self.current):
+            if held is not None:
+                task, start = held
+                rec.attempt(task.payload, w, start, end, R.UNFINISHED)
+        # Crashed workers' tasks swept since the last claim.
+        self._settle_orphans()
+        attempts = rec.attempts_frame()
+        tasks = rec.tasks_frame(self.kinds, attempts)
+        timeseries = rec.timeseries_frame()
+        summary = summarise(self.scenario, tasks, attempts, end)
+        return Result(self.scenario, self.seed, end, tasks, attempts, timeseries, summary)
+
+
+def simulate(scenario: Scenario, seed: Optional[int] = None) -> Result:
+    """Run ``scenario`` once (with ``seed`` instead of the scenario's own, if given)."""
+    return Model(scenario, seed).run()
