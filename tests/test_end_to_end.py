@@ -177,3 +177,35 @@ def test_stopping_an_idle_worker_loses_no_task(live):
     time.sleep(0.5)
     # Whatever the abandoned poll might have claimed was given back: the task is ready.
     assert live.client.get(task.id).status == "pending"
+
+
+def test_a_task_given_back_by_a_dead_poll_wakes_the_live_ones(live):
+    """A killed worker's long poll may be woken with the others and claim the task; the
+    server gives it back, and must wake the live pollers then, not at the end of their wait."""
+    import json
+    import socket
+
+    live.start_server()
+    body = json.dumps({"worker_id": "ghost", "wait": 30}).encode()
+    ghost = socket.create_connection(("127.0.0.1", live.port))
+    ghost.sendall(b"POST /tasks/claim HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(body), body))
+    time.sleep(0.3)  # the ghost's poll waits first, so it is woken first...
+    ghost.close()    # ...and its worker is gone (as if killed)
+    got = {}
+
+    def live_poll():
+        with QueueClient(live.url) as client:
+            started = time.monotonic()
+            got["tasks"] = client.claim("alive", wait=30)
+            got["waited"] = time.monotonic() - started
+
+    poller = threading.Thread(target=live_poll)
+    poller.start()
+    time.sleep(0.3)  # the live worker is waiting too
+    submitted = time.monotonic()
+    task = live.client.submit("report", {})
+    poller.join(timeout=40)
+    assert [t.id for t in got["tasks"]] == [task.id]
+    assert time.monotonic() - submitted < 5  # not the 30 s wait
