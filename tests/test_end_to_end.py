@@ -122,7 +122,8 @@ def test_warm_shutdown_finishes_the_running_task(live):
     task = live.client.submit("email", {"to": "a@b.c"})
     worker = live.start_worker("polite", "--min-work", "1.5", "--max-work", "1.5",
                                "--failure-rate", "0")
-    wait_for(lambda: live.client.get(task.id).status == "processing", 30, "the task to start")
+    # Running in the worker, not only claimed (a claim answered after the stop is given back).
+    wait_for(lambda: "Processing task" in live.log("polite"), 30, "the task to start")
     assert live.kill(worker, signal.SIGTERM) == 0
     finished = live.client.get(task.id)
     assert finished.status == "completed" and finished.result == {"sent": True, "to": "a@b.c"}
@@ -209,3 +210,18 @@ def test_a_task_given_back_by_a_dead_poll_wakes_the_live_ones(live):
     poller.join(timeout=40)
     assert [t.id for t in got["tasks"]] == [task.id]
     assert time.monotonic() - submitted < 5  # not the 30 s wait
+
+
+def test_a_claim_answered_as_the_worker_stops_is_not_left_processing(live):
+    """SIGTERM the moment the server has answered a claim, the answer still on its way:
+    the worker either runs the task (warm shutdown) or gives it back at once; it never
+    exits leaving it under a lease that nobody renews."""
+    live.start_server("--lease", "60")
+    task = live.client.submit("report", {})
+    worker = live.start_worker("racer", "--min-work", "1", "--max-work", "1",
+                               "--failure-rate", "0")
+    wait_for(lambda: live.client.get(task.id).status == "processing", 30, "the claim",
+             interval=0.001)
+    assert live.kill(worker, signal.SIGTERM) == 0
+    after = live.client.get(task.id)
+    assert after.status in ("completed", "pending") and after.retries == 0, after
