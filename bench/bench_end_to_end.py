@@ -145,8 +145,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2,
                         help="threads per worker process (default 2)")
-    parser.add_argument("--prefetch", type=int, default=50,
-                        help="tasks per claim (default 50)")
+    parser.add_argument("--prefetch", type=int, default=250,
+                        help="tasks per claim (default 250)")
     parser.add_argument("--sweep", action="store_true",
                         help="only ours, once per worker setting, to choose the settings")
     parser.add_argument("--skip-huey", action="store_true")
