@@ -195,3 +195,50 @@ def test_one_worker_runs_tasks_concurrently_and_only_its_types(live):
     assert {t.type for t in held} == {"email"}
     wait_for(lambda: live.client.stats()["completed"] == 3, 30, "the emails to complete")
     assert live.client.get(report.id).status == "pending"  # not this worker's type
+
+
+def test_a_task_given_back_by_a_dead_poll_wakes_the_live_ones(live):
+    """A killed worker's long poll may be woken with the others and claim the task; the
+    server gives it back, and must wake the live pollers then, not at the end of their wait."""
+    import json
+    import socket
+
+    live.start_server()
+    body = json.dumps({"worker_id": "ghost", "wait": 30}).encode()
+    ghost = socket.create_connection(("127.0.0.1", live.port))
+    ghost.sendall(b"POST /tasks/claim HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(body), body))
+    time.sleep(0.3)  # the ghost's poll waits first, so it is woken first...
+    ghost.close()    # ...and its worker is gone (as if killed)
+    got = {}
+
+    def live_poll():
+        with QueueClient(live.url) as client:
+            started = time.monotonic()
+            got["tasks"] = client.claim("alive", wait=30)
+            got["waited"] = time.monotonic() - started
+
+    poller = threading.Thread(target=live_poll)
+    poller.start()
+    time.sleep(0.3)  # the live worker is waiting too
+    submitted = time.monotonic()
+    task = live.client.submit("report", {})
+    poller.join(timeout=40)
+    assert [t.id for t in got["tasks"]] == [task.id]
+    assert time.monotonic() - submitted < 5  # not the 30 s wait
+
+
+def test_a_claim_answered_as_the_worker_stops_is_not_left_processing(live):
+    """SIGTERM the moment the server has answered a claim, the answer still on its way:
+    the worker either runs the task (warm shutdown) or gives it back at once; it never
+    exits leaving it under a lease that nobody renews."""
+    live.start_server("--lease", "60")
+    task = live.client.submit("report", {})
+    worker = live.start_worker("racer", "--min-work", "1", "--max-work", "1",
+                               "--failure-rate", "0")
+    wait_for(lambda: live.client.get(task.id).status == "processing", 30, "the claim",
+             interval=0.001)
+    assert live.kill(worker, signal.SIGTERM) == 0
+    after = live.client.get(task.id)
+    assert after.status in ("completed", "pending") and after.retries == 0, after

@@ -186,6 +186,9 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
                 # The worker left while we waited (stopped, killed): give them back.
                 for task in tasks:
                     await run(queue.release, task.id, task.lease_id)
+                # Wake the live pollers: they were woken with us, found nothing (we had
+                # it) and now wait for a lease that no longer exists.
+                wake_workers()
                 return []
             remaining = deadline - loop.time()
             if tasks or remaining <= 0:

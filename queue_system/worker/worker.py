@@ -32,6 +32,7 @@ from .handlers import Handler
 log = logging.getLogger("queue_system.worker")
 
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # seconds between attempts to reach the server
+STOP_GRACE = 0.25  # seconds a stopping worker waits for claims already answered
 
 
 class Worker:
@@ -54,6 +55,7 @@ class Worker:
         self.done = {"completed": 0, "failed": 0}
         self._held: Dict[str, Task] = {}  # task id -> task with its lease
         self._busy = 0  # slots holding tasks
+        self._claiming = 0  # slots waiting for the answer to a claim
         self._lock = threading.Lock()
         self._signals = 0
 
@@ -73,13 +75,18 @@ class Worker:
             thread.start()
         # Wait for the slots; once stopping, only for those holding tasks: an
         # idle slot in a long poll is abandoned (the server gives back whatever
-        # it claims for a client that went away).
+        # it claims for a client that went away). But a claim the server has
+        # just answered may still be on its way to us: after the stop, slots in
+        # a claim get a short grace, so such tasks are given back, not left
+        # under a lease nobody renews.
+        grace_ends = None
         while any(thread.is_alive() for thread in slots):
             if self.stopping.is_set() and not self._busy:
-                time.sleep(0.1)  # a claim answered just now still gets counted as busy
-                if not self._busy:
+                if grace_ends is None:
+                    grace_ends = time.monotonic() + STOP_GRACE
+                if not self._claiming or time.monotonic() >= grace_ends:
                     break
-            time.sleep(0.05)
+            time.sleep(0.05 if grace_ends is None else 0.01)
         log.info("[Worker %s] Stopped: %d completed, %d failed", self.id,
                  self.done["completed"], self.done["failed"])
 
@@ -100,14 +107,21 @@ class Worker:
 
     def _slot(self) -> None:
         while not self.stopping.is_set():
-            tasks = self._patiently(lambda: self.client.claim(
-                self.id, self.types, wait=self.poll_wait, lease_seconds=self.lease_seconds,
-                max_tasks=self.prefetch))
+            with self._lock:
+                self._claiming += 1
+            try:
+                tasks = self._patiently(lambda: self.client.claim(
+                    self.id, self.types, wait=self.poll_wait, lease_seconds=self.lease_seconds,
+                    max_tasks=self.prefetch))
+                with self._lock:  # busy before no longer claiming: run() sees no gap
+                    if tasks:
+                        self._busy += 1
+                        self._held.update((task.id, task) for task in tasks)
+            finally:
+                with self._lock:
+                    self._claiming -= 1
             if not tasks:
                 continue
-            with self._lock:
-                self._busy += 1
-                self._held.update((task.id, task) for task in tasks)
             try:
                 outcomes = []
                 for n, task in enumerate(tasks):
