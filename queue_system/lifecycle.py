@@ -9,7 +9,7 @@ server (wall-clock time, SQLite) and the simulation (SimPy's clock, memory)::
     processing --(complete)--> completed
     processing --(fail, retries < max_retries)--> pending or scheduled (backoff)
     processing --(fail, retries reach max_retries)--> failed  (the dead letter)
-    processing --(lease expires: the worker died)--> same as fail
+    processing --(lease expires: the worker died)--> pending at once, or failed
     processing --(release: the worker gives it back)--> pending, no attempt counted
     failed --(retry from the dead letter)--> pending, retries reset
 
@@ -25,7 +25,7 @@ import math
 import random
 from typing import Any, Optional
 
-from .backoff import Backoff
+from .backoff import NO_BACKOFF, Backoff
 from .errors import InvalidTask, TaskConflict
 from .task import PRIORITIES, Task
 
@@ -114,12 +114,16 @@ def fail(task: Task, now: float, lease_id: Optional[str], error: Optional[str],
     return _failed_attempt(task, now, error, backoff, rng)
 
 
-def expire(task: Task, now: float, backoff: Backoff, rng: random.Random) -> Task:
-    """The lease ran out (the worker died or hung): it counts as a failed attempt."""
+def expire(task: Task, now: float, rng: random.Random) -> Task:
+    """The lease ran out (the worker died or hung): it counts as a failed attempt.
+
+    Unlike a reported failure, the task goes straight back to pending with no
+    backoff: the worker failed, not the task, so another worker may start it
+    at once (or it is dead-lettered if that was its last attempt)."""
     if task.status != "processing" or task.lease_expires_at > now:
         raise TaskConflict(f"the lease on task {task.id} has not expired")
     error = f"lease expired: worker {task.worker_id} stopped responding"
-    return _failed_attempt(task, now, error, backoff, rng)
+    return _failed_attempt(task, now, error, NO_BACKOFF, rng)
 
 
 def _failed_attempt(task: Task, now: float, error: Optional[str], backoff: Backoff,

@@ -170,7 +170,7 @@ class TaskQueue:
             self.store.update(lifecycle.promote(task, now))
         expired = self.store.expired_leases(now)
         for task in expired:
-            self.store.update(lifecycle.expire(task, now, self.backoff, self.rng))
+            self.store.update(lifecycle.expire(task, now, self.rng))
         return {"promoted": len(promoted), "expired": len(expired)}
 
     def next_wakeup(self) -> Optional[float]:

@@ -181,6 +181,15 @@ def test_lease_expiry_puts_task_back_and_counts_an_attempt(queue, clock):
     assert again.lease_id != held.lease_id
 
 
+def test_an_expired_lease_is_retried_at_once_without_backoff(make_queue, clock):
+    queue = make_queue(backoff=Backoff("fixed", 10))
+    task, _ = queue.submit("t", 1)
+    claim_one(queue, worker="dead")
+    clock.advance(30.001)
+    again = claim_one(queue, worker="other")  # the worker failed, not the task: no wait
+    assert again.id == task.id and again.retries == 1
+
+
 def test_expired_leases_end_in_dead_letter(queue, clock):
     task, _ = queue.submit("t", 1, max_retries=2)
     for _ in range(2):

@@ -119,13 +119,19 @@ def _pending_of_types(count: int) -> str:
 class SQLiteStore(Store):
     """A store in a SQLite file (``":memory:"`` for a throwaway database)."""
 
-    def __init__(self, path: str, synchronous: str = "full", busy_timeout: float = 10.0):
+    def __init__(self, path: str, synchronous: str = "full", busy_timeout: float = 10.0,
+                 page_size: int = 1024):
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
         self.path = path
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                    timeout=busy_timeout)
+        # Small pages for a new file: a commit writes every page it changed
+        # whole into the WAL, and one enqueue changes a page in each of ~5
+        # b-trees; 1 KiB pages make that commit (and its fsync) ~4x smaller
+        # than the default 4 KiB. An existing file keeps its page size.
+        self._db.execute(f"PRAGMA page_size={page_size}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(SCHEMA)
