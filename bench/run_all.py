@@ -1,0 +1,53 @@
+"""Run every benchmark in turn; each prints our figures beside the peers'.
+
+    python bench/run_all.py            # all of them (about 10 minutes)
+    python bench/run_all.py store sim  # only some
+
+The simulation benchmark compares with Ciw, which is not a dependency of
+the project: it runs in its own venv, ``bench/.venv``, created here from
+``bench/requirements-bench.txt`` the first time.
+"""
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BENCH_VENV = HERE / ".venv"
+BENCHMARKS = {
+    "store": "bench_store.py",            # (a) durable store operations per second
+    "end-to-end": "bench_end_to_end.py",  # (b) HTTP system against huey, 5,000 no-op tasks
+    "recovery": "bench_recovery.py",      # (c) time until a killed worker's task runs again
+    "sim": "bench_sim.py",                # the simulation against minimal SimPy and Ciw
+}
+
+
+def bench_python() -> str:
+    python = BENCH_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {BENCH_VENV} for the simulation's peers (Ciw)...", flush=True)
+        venv.create(BENCH_VENV, with_pip=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r",
+                        str(HERE / "requirements-bench.txt")], check=True)
+    return str(python)
+
+
+def main(names) -> int:
+    failed = 0
+    for name in names or BENCHMARKS:
+        if name not in BENCHMARKS:
+            print(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+            return 2
+        python = bench_python() if name == "sim" else sys.executable
+        print(f"\n=== {name}: {BENCHMARKS[name]} ===", flush=True)
+        done = subprocess.run([python, str(HERE / BENCHMARKS[name])], cwd=ROOT,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        failed += done.returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
