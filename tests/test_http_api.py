@@ -290,3 +290,10 @@ def test_long_poll_claim_is_woken_by_a_submit(api):
 
 def test_long_poll_claim_returns_204_after_the_wait(api):
     assert api.post("/tasks/claim", json={"worker_id": "w", "wait": 0.2}).status_code == 204
+
+
+def test_payload_with_integers_beyond_64_bits_round_trips(api):
+    huge = {"n": 2 ** 80, "list": [-(2 ** 70), 1.5, "x"]}
+    answer = api.post("/tasks", json={"type": "t", "payload": huge})
+    assert answer.status_code == 202 and answer.json()["payload"] == huge
+    assert api.get(f"/tasks/{answer.json()['id']}").json()["payload"] == huge

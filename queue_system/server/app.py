@@ -15,12 +15,12 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import json_codec
 from ..errors import InvalidTask, QueueError
 from ..queue import TaskQueue
 from ..task import STATUSES, Task
@@ -35,7 +35,7 @@ class FastJSON(JSONResponse):
     """JSON responses encoded by orjson: the hot routes answer faster."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return json_codec.dumps_bytes(content)
 
 
 class WorkSignal:

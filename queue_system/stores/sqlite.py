@@ -14,13 +14,12 @@ server commit many requests at once and still undo one of them alone.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import Dict, Iterable, List, Optional
 
+from .. import json_codec
 from ..errors import ConcurrentUpdate
 from ..task import PRIORITY_RANK, STATUSES, Task
 from .base import Store
@@ -103,8 +102,7 @@ BY_ID = SELECT + "WHERE id = ?"
 BY_IDEMPOTENCY_KEY = SELECT + "WHERE idempotency_key = ?"
 
 
-def _dumps(value) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_dumps = json_codec.dumps
 
 
 MAX_MERGED_TYPES = 32
@@ -138,26 +136,8 @@ class SQLiteStore(Store):
         self._lock = threading.RLock()
         self._depth = 0
 
-    @contextmanager
-    def transaction(self):
-        with self._lock:
-            if self._depth == 0:
-                self._db.execute("BEGIN IMMEDIATE")
-                commit, undo = "COMMIT", "ROLLBACK"
-            else:
-                name = f"sp{self._depth}"
-                self._db.execute(f"SAVEPOINT {name}")
-                commit, undo = f"RELEASE {name}", f"ROLLBACK TO {name}; RELEASE {name}"
-            self._depth += 1
-            try:
-                yield self
-            except BaseException:
-                self._depth -= 1
-                for statement in undo.split("; "):
-                    self._db.execute(statement)
-                raise
-            self._depth -= 1
-            self._db.execute(commit)
+    def transaction(self) -> "_Transaction":
+        return _Transaction(self)
 
     # -- rows <-> tasks ---------------------------------------------------------
 
@@ -171,9 +151,9 @@ class SQLiteStore(Store):
     @staticmethod
     def _task(row) -> Task:
         row = list(row)
-        row[PAYLOAD_AT] = json.loads(row[PAYLOAD_AT])
+        row[PAYLOAD_AT] = json_codec.loads(row[PAYLOAD_AT])
         if row[RESULT_AT] is not None:
-            row[RESULT_AT] = json.loads(row[RESULT_AT])
+            row[RESULT_AT] = json_codec.loads(row[RESULT_AT])
         return Task(*row)
 
     def _select(self, sql: str, params=()) -> List[Task]:
@@ -264,3 +244,53 @@ class SQLiteStore(Store):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class _Transaction:
+    """``with store.transaction():``: BEGIN IMMEDIATE outside, a savepoint inside.
+
+    A plain class rather than ``@contextmanager``: it runs on every
+    operation, and a generator-based context manager costs several times more.
+    """
+
+    __slots__ = ("store", "finish", "undo")
+
+    def __init__(self, store: SQLiteStore):
+        self.store = store
+
+    def __enter__(self) -> SQLiteStore:
+        store = self.store
+        store._lock.acquire()
+        try:
+            if store._depth == 0:
+                store._db.execute("BEGIN IMMEDIATE")
+                self.finish, self.undo = ("COMMIT",), ("ROLLBACK",)
+            else:
+                name = f"sp{store._depth}"
+                store._db.execute(f"SAVEPOINT {name}")
+                self.finish, self.undo = (f"RELEASE {name}",), (f"ROLLBACK TO {name}", f"RELEASE {name}")
+        except BaseException:
+            store._lock.release()
+            raise
+        store._depth += 1
+        return store
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        store = self.store
+        store._depth -= 1
+        try:
+            if kind is None:
+                try:
+                    for statement in self.finish:
+                        store._db.execute(statement)
+                except BaseException:
+                    # The commit failed (disk full...): leave no transaction half open.
+                    if store._depth == 0 and store._db.in_transaction:
+                        store._db.execute("ROLLBACK")
+                    raise
+            else:
+                for statement in self.undo:
+                    store._db.execute(statement)
+        finally:
+            store._lock.release()
+        return False
