@@ -11,6 +11,7 @@ from the clock it was given, so a test or the simulation controls it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -42,18 +43,26 @@ def sequential_ids(prefix: str = "task-"):
     return lambda: f"{prefix}{next(counter)}"
 
 
+def random_lease_ids():
+    """Lease ids nobody can guess (16 hex digits), so only the holder can act on its task."""
+    return functools.partial(secrets.token_hex, 8)
+
+
 class TaskQueue:
     """Priority, retries with backoff, the dead letter, scheduling and leases."""
 
     def __init__(self, store: Store, clock: Clock = system_clock, *,
                  backoff: Backoff = Backoff(), lease_seconds: float = DEFAULT_LEASE_SECONDS,
-                 rng: Optional[random.Random] = None, make_id=None):
+                 rng: Optional[random.Random] = None, make_id=None, make_lease_id=None):
         self.store = store
         self.clock = clock
         self.backoff = backoff
         self.lease_seconds = check_lease_seconds(lease_seconds)
         self.rng = rng or random.Random()
         self.make_id = make_id or wall_clock_ids(clock)
+        # A new lease id for every claim. Random by default; the simulation, where nobody
+        # forges a lease, passes ``sequential_ids("lease-")``, which is cheaper to make.
+        self.make_lease_id = make_lease_id or random_lease_ids()
 
     # -- producers --------------------------------------------------------------
 
@@ -123,9 +132,9 @@ class TaskQueue:
         with self.store.transaction():
             now = self.clock()
             self._sweep(now)
-            claimed = []
+            claimed, make_lease_id = [], self.make_lease_id
             for task in self.store.next_pending(types, limit):
-                task = lifecycle.claim(task, now, worker_id, secrets.token_hex(8), lease)
+                task = lifecycle.claim(task, now, worker_id, make_lease_id(), lease)
                 self.store.update(task)
                 claimed.append(task)
         return claimed
@@ -220,4 +229,4 @@ def check_lease_seconds(value) -> float:
 
 
 __all__ = ["TaskQueue", "DEFAULT_LEASE_SECONDS", "wall_clock_ids", "sequential_ids",
-           "ConcurrentUpdate"]
+           "random_lease_ids", "ConcurrentUpdate"]

@@ -64,7 +64,8 @@ class Model:
         self.queue = TaskQueue(self.store, lambda: env.now, backoff=sc.backoff,
                                lease_seconds=sc.lease_seconds,
                                rng=random.Random(self._seed("queue")),
-                               make_id=sequential_ids())
+                               make_id=sequential_ids(),
+                               make_lease_id=sequential_ids("lease-"))
         self.rec = R.Recorder()
         self.kinds = sc.kinds()
         # Separate random streams for arrivals, service, failures and crashes: changing
