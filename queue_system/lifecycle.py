@@ -72,9 +72,15 @@ def claim(task: Task, now: float, worker_id: str, lease_id: str, lease_seconds: 
     """A worker takes a pending task under a lease that ends at ``now + lease_seconds``."""
     if task.status != "pending" or task.execute_at > now:
         raise TaskConflict(f"task {task.id} is {task.status}, it cannot be claimed")
-    return task._replace(status="processing", worker_id=worker_id, lease_id=lease_id,
-                         lease_expires_at=now + lease_seconds, claimed_at=now,
-                         attempts=task.attempts + 1, updated_at=now, version=task.version + 1)
+    # Claim and complete run for every task, so they spell the new record out field by
+    # field (in Task's order) instead of calling ``task._replace``, which costs twice as
+    # much. Unpacking all the fields fails loudly if Task ever gains or loses one.
+    (id, type, payload, _status, priority, created_at, execute_at, retries, max_retries,
+     attempts, result, error, _worker_id, _lease_id, _lease_expires_at, _claimed_at,
+     finished_at, _updated_at, idempotency_key, version) = task
+    return Task(id, type, payload, "processing", priority, created_at, execute_at, retries,
+                max_retries, attempts + 1, result, error, worker_id, lease_id,
+                now + lease_seconds, now, finished_at, now, idempotency_key, version + 1)
 
 
 def check_lease(task: Task, now: float, lease_id: Optional[str]) -> None:
@@ -102,9 +108,13 @@ def heartbeat(task: Task, now: float, lease_id: Optional[str], lease_seconds: fl
 def complete(task: Task, now: float, lease_id: Optional[str], result: Any) -> Task:
     """The holder succeeded: the task is completed with its result."""
     check_lease(task, now, lease_id)
-    return task._replace(status="completed", result=result, lease_id=None,
-                         lease_expires_at=None, finished_at=now, updated_at=now,
-                         version=task.version + 1)
+    # Field by field, as in claim(): the fast way for a step every task takes.
+    (id, type, payload, _status, priority, created_at, execute_at, retries, max_retries,
+     attempts, _result, error, worker_id, _lease_id, _lease_expires_at, claimed_at,
+     _finished_at, _updated_at, idempotency_key, version) = task
+    return Task(id, type, payload, "completed", priority, created_at, execute_at, retries,
+                max_retries, attempts, result, error, worker_id, None,
+                None, claimed_at, now, now, idempotency_key, version + 1)
 
 
 def fail(task: Task, now: float, lease_id: Optional[str], error: Optional[str],
