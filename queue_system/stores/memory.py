@@ -19,7 +19,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from collections import Counter
 from typing import Dict, Iterable, List, Optional
 
 from ..errors import ConcurrentUpdate
@@ -37,7 +36,7 @@ class MemoryStore(Store):
         self._ready: Dict[str, list] = {}   # task type -> heap of (rank, execute_at, seq, version, id)
         self._scheduled: list = []          # heap of (execute_at, seq, version, id)
         self._leases: list = []             # heap of (lease_expires_at, seq, version, id)
-        self._counts = Counter()
+        self._counts = dict.fromkeys(STATUSES, 0)
         self._next_seq = itertools.count()
         self._lock = threading.RLock()
 
@@ -61,14 +60,18 @@ class MemoryStore(Store):
 
     def update(self, task: Task) -> None:
         with self._lock:
-            old = self._tasks.get(task.id)
+            tasks = self._tasks
+            old = tasks.get(task.id)
             if old is None or old.version != task.version - 1:
                 raise ConcurrentUpdate(f"task {task.id} was changed by someone else")
-            self._tasks[task.id] = task
-            if old.status != task.status:
-                self._counts[old.status] -= 1
-                self._counts[task.status] += 1
-            self._index(task)
+            tasks[task.id] = task
+            status = task.status
+            if old.status != status:
+                counts = self._counts
+                counts[old.status] -= 1
+                counts[status] += 1
+            if status != "completed":  # a finished task is in no heap: nothing to index
+                self._index(task)
 
     def _index(self, task: Task) -> None:
         status = task.status
@@ -99,7 +102,7 @@ class MemoryStore(Store):
 
     def next_pending(self, types: Optional[Iterable[str]] = None, limit: int = 1) -> List[Task]:
         with self._lock:
-            heaps = list(self._ready.values()) if types is None else \
+            heaps = self._ready.values() if types is None else \
                 [self._ready[t] for t in types if t in self._ready]
             if limit == 1:
                 # The common case (one worker, one task): the best top is the answer,
@@ -110,6 +113,7 @@ class MemoryStore(Store):
                     if entry is not None and (best is None or entry < best):
                         best = entry
                 return [] if best is None else [self._tasks[best[-1]]]
+            heaps = list(heaps)
             found, taken = [], []
             while len(found) < limit:
                 best_heap, best = None, None
@@ -143,12 +147,22 @@ class MemoryStore(Store):
                 heapq.heappush(heap, entry)
             return found
 
+    # The queue asks both questions before every claim, and the answer is almost always
+    # "none": when even the heap's first entry, current or stale, is later than ``now``,
+    # every entry is, and there is no need to take the lock or clean the heap.
+
     def due_scheduled(self, now: float, limit: int = 1000) -> List[Task]:
-        return self._due(self._scheduled, now, limit, strict=False)
+        heap = self._scheduled
+        if not heap or heap[0][0] > now:
+            return []
+        return self._due(heap, now, limit, strict=False)
 
     def expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
         # A lease ending exactly now is still valid (see lifecycle.check_lease).
-        return self._due(self._leases, now, limit, strict=True)
+        heap = self._leases
+        if not heap or heap[0][0] >= now:
+            return []
+        return self._due(heap, now, limit, strict=True)
 
     def next_wakeup(self) -> Optional[float]:
         with self._lock:
@@ -176,4 +190,4 @@ class MemoryStore(Store):
 
     def count_by_status(self) -> Dict[str, int]:
         with self._lock:
-            return {s: self._counts.get(s, 0) for s in STATUSES}
+            return dict(self._counts)
