@@ -129,13 +129,14 @@ class TaskQueue:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM_BATCH:
             raise InvalidTask(f"'max_tasks' must be a whole number from 1 to {MAX_CLAIM_BATCH}")
         types = None if types is None else list(types)
-        with self.store.transaction():
+        store = self.store
+        with store.transaction():
             now = self.clock()
             self._sweep(now)
-            claimed, make_lease_id = [], self.make_lease_id
-            for task in self.store.next_pending(types, limit):
-                task = lifecycle.claim(task, now, worker_id, make_lease_id(), lease)
-                self.store.update(task)
+            claimed = []
+            for task in store.next_pending(types, limit):
+                task = lifecycle.claim(task, now, worker_id, self.make_lease_id(), lease)
+                store.update(task)
                 claimed.append(task)
         return claimed
 
@@ -171,16 +172,19 @@ class TaskQueue:
     def sweep(self) -> Dict[str, int]:
         """Promote due scheduled tasks and expire stale leases; returns how many of each."""
         with self.store.transaction():
-            return self._sweep(self.clock())
+            promoted, expired = self._sweep(self.clock())
+        return {"promoted": promoted, "expired": expired}
 
-    def _sweep(self, now: float) -> Dict[str, int]:
-        promoted = self.store.due_scheduled(now)
+    def _sweep(self, now: float) -> Tuple[int, int]:
+        """Promote and expire what is due at ``now``: (how many promoted, how many expired)."""
+        store = self.store
+        promoted = store.due_scheduled(now)
         for task in promoted:
-            self.store.update(lifecycle.promote(task, now))
-        expired = self.store.expired_leases(now)
+            store.update(lifecycle.promote(task, now))
+        expired = store.expired_leases(now)
         for task in expired:
-            self.store.update(lifecycle.expire(task, now, self.backoff, self.rng))
-        return {"promoted": len(promoted), "expired": len(expired)}
+            store.update(lifecycle.expire(task, now, self.backoff, self.rng))
+        return len(promoted), len(expired)
 
     def next_wakeup(self) -> Optional[float]:
         """When the queue will next change by itself (a task falls due, a lease ends)."""
