@@ -59,7 +59,7 @@ class Model:
         self.scenario = sc = scenario
         self.seed = sc.seed if seed is None else seed
         self.env = env = simpy.Environment()
-        self.store = MemoryStore()
+        self.store = MemoryStore(threadsafe=False)  # SimPy runs the whole model in one thread
         # The queue under test, on SimPy's clock. Its rng draws backoff jitter.
         self.queue = TaskQueue(self.store, lambda: env.now, backoff=sc.backoff,
                                lease_seconds=sc.lease_seconds,

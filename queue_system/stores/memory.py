@@ -10,12 +10,14 @@ Heaps are cleaned lazily: an entry remembers the task version it was made
 for, and an entry whose task has moved on since is dropped when it reaches
 the top. Nothing survives the process: this store is for the simulation,
 notebooks and tests. Operations are serialised by a lock, so threads may
-share it; a transaction cannot be rolled back, which is safe because the
-queue checks every rule before it writes.
+share it (``MemoryStore(threadsafe=False)`` does without, for a single
+thread such as the simulation's); a transaction cannot be rolled back,
+which is safe because the queue checks every rule before it writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import threading
@@ -29,7 +31,7 @@ from .base import Store
 class MemoryStore(Store):
     """Tasks in a dict; heaps of (key..., version, id) entries find candidates fast."""
 
-    def __init__(self):
+    def __init__(self, threadsafe: bool = True):
         self._tasks: Dict[str, Task] = {}
         self._seq: Dict[str, int] = {}
         self._by_key: Dict[str, str] = {}
@@ -38,7 +40,15 @@ class MemoryStore(Store):
         self._leases: list = []             # heap of (lease_expires_at, seq, version, id)
         self._counts = dict.fromkeys(STATUSES, 0)
         self._next_seq = itertools.count()
-        self._lock = threading.RLock()
+        if threadsafe:
+            self._lock = threading.RLock()
+        else:
+            # One thread only: no lock at all. Even entering a lock that does nothing costs
+            # about as much as a heap push, and the four operations below run for every
+            # task, so they are replaced by their lock-free bodies.
+            self._lock = contextlib.nullcontext()
+            self.insert, self.update = self._insert, self._update
+            self.next_pending, self.next_wakeup = self._next_pending, self._next_wakeup
 
     def transaction(self):
         return self._lock
@@ -47,31 +57,37 @@ class MemoryStore(Store):
 
     def insert(self, task: Task) -> None:
         with self._lock:
-            if task.id in self._tasks:
-                raise ConcurrentUpdate(f"task {task.id} already exists")
-            if task.idempotency_key is not None:
-                if task.idempotency_key in self._by_key:
-                    raise ConcurrentUpdate(f"idempotency key {task.idempotency_key!r} is taken")
-                self._by_key[task.idempotency_key] = task.id
-            self._seq[task.id] = next(self._next_seq)
-            self._tasks[task.id] = task
-            self._counts[task.status] += 1
-            self._index(task)
+            self._insert(task)
+
+    def _insert(self, task: Task) -> None:
+        if task.id in self._tasks:
+            raise ConcurrentUpdate(f"task {task.id} already exists")
+        if task.idempotency_key is not None:
+            if task.idempotency_key in self._by_key:
+                raise ConcurrentUpdate(f"idempotency key {task.idempotency_key!r} is taken")
+            self._by_key[task.idempotency_key] = task.id
+        self._seq[task.id] = next(self._next_seq)
+        self._tasks[task.id] = task
+        self._counts[task.status] += 1
+        self._index(task)
 
     def update(self, task: Task) -> None:
         with self._lock:
-            tasks = self._tasks
-            old = tasks.get(task.id)
-            if old is None or old.version != task.version - 1:
-                raise ConcurrentUpdate(f"task {task.id} was changed by someone else")
-            tasks[task.id] = task
-            status = task.status
-            if old.status != status:
-                counts = self._counts
-                counts[old.status] -= 1
-                counts[status] += 1
-            if status != "completed":  # a finished task is in no heap: nothing to index
-                self._index(task)
+            self._update(task)
+
+    def _update(self, task: Task) -> None:
+        tasks = self._tasks
+        old = tasks.get(task.id)
+        if old is None or old.version != task.version - 1:
+            raise ConcurrentUpdate(f"task {task.id} was changed by someone else")
+        tasks[task.id] = task
+        status = task.status
+        if old.status != status:
+            counts = self._counts
+            counts[old.status] -= 1
+            counts[status] += 1
+        if status != "completed":  # a finished task is in no heap: nothing to index
+            self._index(task)
 
     def _index(self, task: Task) -> None:
         status = task.status
@@ -102,33 +118,36 @@ class MemoryStore(Store):
 
     def next_pending(self, types: Optional[Iterable[str]] = None, limit: int = 1) -> List[Task]:
         with self._lock:
-            heaps = self._ready.values() if types is None else \
-                [self._ready[t] for t in types if t in self._ready]
-            if limit == 1:
-                # The common case (one worker, one task): the best top is the answer,
-                # no need to pop entries and push them back.
-                best = None
-                for heap in heaps:
-                    entry = self._top(heap)
-                    if entry is not None and (best is None or entry < best):
-                        best = entry
-                return [] if best is None else [self._tasks[best[-1]]]
-            heaps = list(heaps)
-            found, taken = [], []
-            while len(found) < limit:
-                best_heap, best = None, None
-                for heap in heaps:
-                    entry = self._top(heap)
-                    if entry is not None and (best is None or entry < best):
-                        best_heap, best = heap, entry
-                if best is None:
-                    break
-                taken.append((best_heap, heapq.heappop(best_heap)))
-                found.append(self._tasks[best[-1]])
-            # Reading must not change the index: put back what we looked at.
-            for heap, entry in taken:
-                heapq.heappush(heap, entry)
-            return found
+            return self._next_pending(types, limit)
+
+    def _next_pending(self, types: Optional[Iterable[str]] = None, limit: int = 1) -> List[Task]:
+        heaps = self._ready.values() if types is None else \
+            [self._ready[t] for t in types if t in self._ready]
+        if limit == 1:
+            # The common case (one worker, one task): the best top is the answer,
+            # no need to pop entries and push them back.
+            best = None
+            for heap in heaps:
+                entry = self._top(heap)
+                if entry is not None and (best is None or entry < best):
+                    best = entry
+            return [] if best is None else [self._tasks[best[-1]]]
+        heaps = list(heaps)
+        found, taken = [], []
+        while len(found) < limit:
+            best_heap, best = None, None
+            for heap in heaps:
+                entry = self._top(heap)
+                if entry is not None and (best is None or entry < best):
+                    best_heap, best = heap, entry
+            if best is None:
+                break
+            taken.append((best_heap, heapq.heappop(best_heap)))
+            found.append(self._tasks[best[-1]])
+        # Reading must not change the index: put back what we looked at.
+        for heap, entry in taken:
+            heapq.heappush(heap, entry)
+        return found
 
     def _due(self, heap: list, now: float, limit: int, strict: bool) -> List[Task]:
         """Current entries keyed at or before ``now`` (before it, if ``strict``)."""
@@ -166,11 +185,14 @@ class MemoryStore(Store):
 
     def next_wakeup(self) -> Optional[float]:
         with self._lock:
-            scheduled, lease = self._top(self._scheduled), self._top(self._leases)
-            if scheduled is None or lease is None:
-                entry = scheduled or lease
-                return None if entry is None else entry[0]
-            return min(scheduled[0], lease[0])
+            return self._next_wakeup()
+
+    def _next_wakeup(self) -> Optional[float]:
+        scheduled, lease = self._top(self._scheduled), self._top(self._leases)
+        if scheduled is None or lease is None:
+            entry = scheduled or lease
+            return None if entry is None else entry[0]
+        return min(scheduled[0], lease[0])
 
     # -- reads --------------------------------------------------------------------
 
