@@ -48,12 +48,13 @@ def new_task(task_id: str, type: str, payload: Any, now: float, *, priority: str
         raise InvalidTask(f"'max_retries' must be a whole number from 1 to {MAX_RETRIES_LIMIT} "
                           "(a task whose failures reach it goes to the dead letter)")
     if execute_at is None:
-        execute_at = now
-    elif isinstance(execute_at, bool) or not isinstance(execute_at, (int, float)) \
-            or not math.isfinite(execute_at):
-        raise InvalidTask("'execute_at' must be a time in seconds since the epoch")
-    # A time already past means "as soon as possible": FIFO from now on.
-    execute_at = max(float(execute_at), now)
+        execute_at = float(now)  # the usual case: ready at once
+    else:
+        if isinstance(execute_at, bool) or not isinstance(execute_at, (int, float)) \
+                or not math.isfinite(execute_at):
+            raise InvalidTask("'execute_at' must be a time in seconds since the epoch")
+        # A time already past means "as soon as possible": FIFO from now on.
+        execute_at = max(float(execute_at), now)
     # Positional arguments, in Task's field order: every task is made here, and
     # keywords cost almost twice as much (see claim() for the same choice).
     return Task(task_id, type, payload,
