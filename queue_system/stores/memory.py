@@ -29,7 +29,11 @@ from .base import Store
 
 
 class MemoryStore(Store):
-    """Tasks in a dict; heaps of (key..., version, id) entries find candidates fast."""
+    """Tasks in a dict; heaps of (key..., version, id) entries find candidates fast.
+
+    A public method that takes the lock runs its body, the method of the same name
+    with a leading underscore; those bodies assume the lock is held (or not needed).
+    """
 
     def __init__(self, threadsafe: bool = True):
         self._tasks: Dict[str, Task] = {}
@@ -44,11 +48,12 @@ class MemoryStore(Store):
             self._lock = threading.RLock()
         else:
             # One thread only: no lock at all. Even entering a lock that does nothing costs
-            # about as much as a heap push, and the four operations below run for every
-            # task, so they are replaced by their lock-free bodies.
+            # about as much as a heap push, and the operations below run for every task,
+            # so they are replaced by their lock-free bodies.
             self._lock = contextlib.nullcontext()
             self.insert, self.update = self._insert, self._update
             self.next_pending, self.next_wakeup = self._next_pending, self._next_wakeup
+            self.due_scheduled, self.expired_leases = self._due_scheduled, self._expired_leases
 
     def transaction(self):
         return self._lock
@@ -150,33 +155,37 @@ class MemoryStore(Store):
         return found
 
     def _due(self, heap: list, now: float, limit: int, strict: bool) -> List[Task]:
-        """Current entries keyed at or before ``now`` (before it, if ``strict``)."""
-        with self._lock:
+        """Current entries keyed at or before ``now`` (before it, if ``strict``); under the lock."""
+        found, taken = [], []
+        while len(found) < limit:
             entry = self._top(heap)
             if entry is None or entry[0] > now or (strict and entry[0] == now):
-                return []  # the usual answer, checked before building anything
-            found, taken = [], []
-            while len(found) < limit:
-                entry = self._top(heap)
-                if entry is None or entry[0] > now or (strict and entry[0] == now):
-                    break
-                taken.append(heapq.heappop(heap))
-                found.append(self._tasks[entry[-1]])
-            for entry in taken:
-                heapq.heappush(heap, entry)
-            return found
+                break
+            taken.append(heapq.heappop(heap))
+            found.append(self._tasks[entry[-1]])
+        for entry in taken:
+            heapq.heappush(heap, entry)
+        return found
 
     # The queue asks both questions before every claim, and the answer is almost always
     # "none": when even the heap's first entry, current or stale, is later than ``now``,
-    # every entry is, and there is no need to take the lock or clean the heap.
+    # every entry is, and there is no need to clean the heap or build anything.
 
     def due_scheduled(self, now: float, limit: int = 1000) -> List[Task]:
+        with self._lock:
+            return self._due_scheduled(now, limit)
+
+    def _due_scheduled(self, now: float, limit: int = 1000) -> List[Task]:
         heap = self._scheduled
         if not heap or heap[0][0] > now:
             return []
         return self._due(heap, now, limit, strict=False)
 
     def expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
+        with self._lock:
+            return self._expired_leases(now, limit)
+
+    def _expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
         # A lease ending exactly now is still valid (see lifecycle.check_lease).
         heap = self._leases
         if not heap or heap[0][0] >= now:
