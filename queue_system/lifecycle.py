@@ -48,17 +48,23 @@ def new_task(task_id: str, type: str, payload: Any, now: float, *, priority: str
         raise InvalidTask(f"'max_retries' must be a whole number from 1 to {MAX_RETRIES_LIMIT} "
                           "(a task whose failures reach it goes to the dead letter)")
     if execute_at is None:
-        execute_at = now
-    elif isinstance(execute_at, bool) or not isinstance(execute_at, (int, float)) \
-            or not math.isfinite(execute_at):
-        raise InvalidTask("'execute_at' must be a time in seconds since the epoch")
-    # A time already past means "as soon as possible": FIFO from now on.
-    execute_at = max(float(execute_at), now)
-    return Task(id=task_id, type=type, payload=payload,
-                status="scheduled" if execute_at > now else "pending",
-                priority=priority, created_at=now, execute_at=execute_at,
-                max_retries=max_retries, updated_at=now,
-                idempotency_key=idempotency_key)
+        execute_at = float(now)  # the usual case: ready at once
+    else:
+        if isinstance(execute_at, bool) or not isinstance(execute_at, (int, float)) \
+                or not math.isfinite(execute_at):
+            raise InvalidTask("'execute_at' must be a time in seconds since the epoch")
+        # A time already past means "as soon as possible": FIFO from now on.
+        execute_at = max(float(execute_at), now)
+    # Every field, in Task's order, as one tuple: every task is made here, and
+    # ``Task._make`` costs half as much as keyword arguments (and checks the count).
+    return Task._make((task_id, type, payload,
+                       "scheduled" if execute_at > now else "pending",  # status
+                       priority, now, execute_at,  # priority, created_at, execute_at
+                       0, max_retries, 0,          # retries, max_retries, attempts
+                       None, None,                 # result, error
+                       None, None, None, None,     # worker_id, lease_id, lease_expires_at, claimed_at
+                       None, now,                  # finished_at, updated_at
+                       idempotency_key, 0))        # idempotency_key, version
 
 
 def promote(task: Task, now: float) -> Task:
@@ -72,9 +78,15 @@ def claim(task: Task, now: float, worker_id: str, lease_id: str, lease_seconds: 
     """A worker takes a pending task under a lease that ends at ``now + lease_seconds``."""
     if task.status != "pending" or task.execute_at > now:
         raise TaskConflict(f"task {task.id} is {task.status}, it cannot be claimed")
-    return task._replace(status="processing", worker_id=worker_id, lease_id=lease_id,
-                         lease_expires_at=now + lease_seconds, claimed_at=now,
-                         attempts=task.attempts + 1, updated_at=now, version=task.version + 1)
+    # Claim and complete run for every task, so they spell the new record out field by
+    # field (in Task's order) instead of calling ``task._replace``, which costs over twice
+    # as much. Unpacking all the fields fails loudly if Task ever gains or loses one.
+    (id, type, payload, _status, priority, created_at, execute_at, retries, max_retries,
+     attempts, result, error, _worker_id, _lease_id, _lease_expires_at, _claimed_at,
+     finished_at, _updated_at, idempotency_key, version) = task
+    return Task._make((id, type, payload, "processing", priority, created_at, execute_at,
+                       retries, max_retries, attempts + 1, result, error, worker_id, lease_id,
+                       now + lease_seconds, now, finished_at, now, idempotency_key, version + 1))
 
 
 def check_lease(task: Task, now: float, lease_id: Optional[str]) -> None:
@@ -102,9 +114,13 @@ def heartbeat(task: Task, now: float, lease_id: Optional[str], lease_seconds: fl
 def complete(task: Task, now: float, lease_id: Optional[str], result: Any) -> Task:
     """The holder succeeded: the task is completed with its result."""
     check_lease(task, now, lease_id)
-    return task._replace(status="completed", result=result, lease_id=None,
-                         lease_expires_at=None, finished_at=now, updated_at=now,
-                         version=task.version + 1)
+    # Field by field, as in claim(): the fast way for a step every task takes.
+    (id, type, payload, _status, priority, created_at, execute_at, retries, max_retries,
+     attempts, _result, error, worker_id, _lease_id, _lease_expires_at, claimed_at,
+     _finished_at, _updated_at, idempotency_key, version) = task
+    return Task._make((id, type, payload, "completed", priority, created_at, execute_at,
+                       retries, max_retries, attempts, result, error, worker_id, None,
+                       None, claimed_at, now, now, idempotency_key, version + 1))
 
 
 def fail(task: Task, now: float, lease_id: Optional[str], error: Optional[str],

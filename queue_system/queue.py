@@ -11,6 +11,7 @@ from the clock it was given, so a test or the simulation controls it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -42,18 +43,26 @@ def sequential_ids(prefix: str = "task-"):
     return lambda: f"{prefix}{next(counter)}"
 
 
+def random_lease_ids():
+    """Lease ids nobody can guess (16 hex digits), so only the holder can act on its task."""
+    return functools.partial(secrets.token_hex, 8)
+
+
 class TaskQueue:
     """Priority, retries with backoff, the dead letter, scheduling and leases."""
 
     def __init__(self, store: Store, clock: Clock = system_clock, *,
                  backoff: Backoff = Backoff(), lease_seconds: float = DEFAULT_LEASE_SECONDS,
-                 rng: Optional[random.Random] = None, make_id=None):
+                 rng: Optional[random.Random] = None, make_id=None, make_lease_id=None):
         self.store = store
         self.clock = clock
         self.backoff = backoff
         self.lease_seconds = check_lease_seconds(lease_seconds)
         self.rng = rng or random.Random()
         self.make_id = make_id or wall_clock_ids(clock)
+        # A new lease id for every claim. Random by default; the simulation, where nobody
+        # forges a lease, passes ``sequential_ids("lease-")``, which is cheaper to make.
+        self.make_lease_id = make_lease_id or random_lease_ids()
 
     # -- producers --------------------------------------------------------------
 
@@ -120,13 +129,14 @@ class TaskQueue:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM_BATCH:
             raise InvalidTask(f"'max_tasks' must be a whole number from 1 to {MAX_CLAIM_BATCH}")
         types = None if types is None else list(types)
-        with self.store.transaction():
+        store = self.store
+        with store.transaction():
             now = self.clock()
             self._sweep(now)
             claimed = []
-            for task in self.store.next_pending(types, limit):
-                task = lifecycle.claim(task, now, worker_id, secrets.token_hex(8), lease)
-                self.store.update(task)
+            for task in store.next_pending(types, limit):
+                task = lifecycle.claim(task, now, worker_id, self.make_lease_id(), lease)
+                store.update(task)
                 claimed.append(task)
         return claimed
 
@@ -162,16 +172,19 @@ class TaskQueue:
     def sweep(self) -> Dict[str, int]:
         """Promote due scheduled tasks and expire stale leases; returns how many of each."""
         with self.store.transaction():
-            return self._sweep(self.clock())
+            promoted, expired = self._sweep(self.clock())
+        return {"promoted": promoted, "expired": expired}
 
-    def _sweep(self, now: float) -> Dict[str, int]:
-        promoted = self.store.due_scheduled(now)
+    def _sweep(self, now: float) -> Tuple[int, int]:
+        """Promote and expire what is due at ``now``: (how many promoted, how many expired)."""
+        store = self.store
+        promoted = store.due_scheduled(now)
         for task in promoted:
-            self.store.update(lifecycle.promote(task, now))
-        expired = self.store.expired_leases(now)
+            store.update(lifecycle.promote(task, now))
+        expired = store.expired_leases(now)
         for task in expired:
-            self.store.update(lifecycle.expire(task, now, self.rng))
-        return {"promoted": len(promoted), "expired": len(expired)}
+            store.update(lifecycle.expire(task, now, self.rng))
+        return len(promoted), len(expired)
 
     def next_wakeup(self) -> Optional[float]:
         """When the queue will next change by itself (a task falls due, a lease ends)."""
@@ -220,4 +233,4 @@ def check_lease_seconds(value) -> float:
 
 
 __all__ = ["TaskQueue", "DEFAULT_LEASE_SECONDS", "wall_clock_ids", "sequential_ids",
-           "ConcurrentUpdate"]
+           "random_lease_ids", "ConcurrentUpdate"]

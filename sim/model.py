@@ -59,12 +59,13 @@ class Model:
         self.scenario = sc = scenario
         self.seed = sc.seed if seed is None else seed
         self.env = env = simpy.Environment()
-        self.store = MemoryStore()
+        self.store = MemoryStore(threadsafe=False)  # SimPy runs the whole model in one thread
         # The queue under test, on SimPy's clock. Its rng draws backoff jitter.
         self.queue = TaskQueue(self.store, lambda: env.now, backoff=sc.backoff,
                                lease_seconds=sc.lease_seconds,
                                rng=random.Random(self._seed("queue")),
-                               make_id=sequential_ids())
+                               make_id=sequential_ids(),
+                               make_lease_id=sequential_ids("lease-"))
         self.rec = R.Recorder()
         self.kinds = sc.kinds()
         # Separate random streams for arrivals, service, failures and crashes: changing

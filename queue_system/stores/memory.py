@@ -10,16 +10,17 @@ Heaps are cleaned lazily: an entry remembers the task version it was made
 for, and an entry whose task has moved on since is dropped when it reaches
 the top. Nothing survives the process: this store is for the simulation,
 notebooks and tests. Operations are serialised by a lock, so threads may
-share it; a transaction cannot be rolled back, which is safe because the
-queue checks every rule before it writes.
+share it (``MemoryStore(threadsafe=False)`` does without, for a single
+thread such as the simulation's); a transaction cannot be rolled back,
+which is safe because the queue checks every rule before it writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import threading
-from collections import Counter
 from typing import Dict, Iterable, List, Optional
 
 from ..errors import ConcurrentUpdate
@@ -28,18 +29,31 @@ from .base import Store
 
 
 class MemoryStore(Store):
-    """Tasks in a dict; heaps of (key..., version, id) entries find candidates fast."""
+    """Tasks in a dict; heaps of (key..., version, id) entries find candidates fast.
 
-    def __init__(self):
+    A public method that takes the lock runs its body, the method of the same name
+    with a leading underscore; those bodies assume the lock is held (or not needed).
+    """
+
+    def __init__(self, threadsafe: bool = True):
         self._tasks: Dict[str, Task] = {}
         self._seq: Dict[str, int] = {}
         self._by_key: Dict[str, str] = {}
         self._ready: Dict[str, list] = {}   # task type -> heap of (rank, execute_at, seq, version, id)
         self._scheduled: list = []          # heap of (execute_at, seq, version, id)
         self._leases: list = []             # heap of (lease_expires_at, seq, version, id)
-        self._counts = Counter()
+        self._counts = dict.fromkeys(STATUSES, 0)
         self._next_seq = itertools.count()
-        self._lock = threading.RLock()
+        if threadsafe:
+            self._lock = threading.RLock()
+        else:
+            # One thread only: no lock at all. Even entering a lock that does nothing costs
+            # about as much as a heap push, and the operations below run for every task,
+            # so they are replaced by their lock-free bodies.
+            self._lock = contextlib.nullcontext()
+            self.insert, self.update = self._insert, self._update
+            self.next_pending, self.next_wakeup = self._next_pending, self._next_wakeup
+            self.due_scheduled, self.expired_leases = self._due_scheduled, self._expired_leases
 
     def transaction(self):
         return self._lock
@@ -48,26 +62,36 @@ class MemoryStore(Store):
 
     def insert(self, task: Task) -> None:
         with self._lock:
-            if task.id in self._tasks:
-                raise ConcurrentUpdate(f"task {task.id} already exists")
-            if task.idempotency_key is not None:
-                if task.idempotency_key in self._by_key:
-                    raise ConcurrentUpdate(f"idempotency key {task.idempotency_key!r} is taken")
-                self._by_key[task.idempotency_key] = task.id
-            self._seq[task.id] = next(self._next_seq)
-            self._tasks[task.id] = task
-            self._counts[task.status] += 1
-            self._index(task)
+            self._insert(task)
+
+    def _insert(self, task: Task) -> None:
+        if task.id in self._tasks:
+            raise ConcurrentUpdate(f"task {task.id} already exists")
+        if task.idempotency_key is not None:
+            if task.idempotency_key in self._by_key:
+                raise ConcurrentUpdate(f"idempotency key {task.idempotency_key!r} is taken")
+            self._by_key[task.idempotency_key] = task.id
+        self._seq[task.id] = next(self._next_seq)
+        self._tasks[task.id] = task
+        self._counts[task.status] += 1
+        self._index(task)
 
     def update(self, task: Task) -> None:
         with self._lock:
-            old = self._tasks.get(task.id)
-            if old is None or old.version != task.version - 1:
-                raise ConcurrentUpdate(f"task {task.id} was changed by someone else")
-            self._tasks[task.id] = task
-            if old.status != task.status:
-                self._counts[old.status] -= 1
-                self._counts[task.status] += 1
+            self._update(task)
+
+    def _update(self, task: Task) -> None:
+        tasks = self._tasks
+        old = tasks.get(task.id)
+        if old is None or old.version != task.version - 1:
+            raise ConcurrentUpdate(f"task {task.id} was changed by someone else")
+        tasks[task.id] = task
+        status = task.status
+        if old.status != status:
+            counts = self._counts
+            counts[old.status] -= 1
+            counts[status] += 1
+        if status != "completed":  # a finished task is in no heap: nothing to index
             self._index(task)
 
     def _index(self, task: Task) -> None:
@@ -99,64 +123,85 @@ class MemoryStore(Store):
 
     def next_pending(self, types: Optional[Iterable[str]] = None, limit: int = 1) -> List[Task]:
         with self._lock:
-            heaps = list(self._ready.values()) if types is None else \
-                [self._ready[t] for t in types if t in self._ready]
-            if limit == 1:
-                # The common case (one worker, one task): the best top is the answer,
-                # no need to pop entries and push them back.
-                best = None
-                for heap in heaps:
-                    entry = self._top(heap)
-                    if entry is not None and (best is None or entry < best):
-                        best = entry
-                return [] if best is None else [self._tasks[best[-1]]]
-            found, taken = [], []
-            while len(found) < limit:
-                best_heap, best = None, None
-                for heap in heaps:
-                    entry = self._top(heap)
-                    if entry is not None and (best is None or entry < best):
-                        best_heap, best = heap, entry
-                if best is None:
-                    break
-                taken.append((best_heap, heapq.heappop(best_heap)))
-                found.append(self._tasks[best[-1]])
-            # Reading must not change the index: put back what we looked at.
-            for heap, entry in taken:
-                heapq.heappush(heap, entry)
-            return found
+            return self._next_pending(types, limit)
+
+    def _next_pending(self, types: Optional[Iterable[str]] = None, limit: int = 1) -> List[Task]:
+        heaps = self._ready.values() if types is None else \
+            [self._ready[t] for t in types if t in self._ready]
+        if limit == 1:
+            # The common case (one worker, one task): the best top is the answer,
+            # no need to pop entries and push them back.
+            best = None
+            for heap in heaps:
+                entry = self._top(heap)
+                if entry is not None and (best is None or entry < best):
+                    best = entry
+            return [] if best is None else [self._tasks[best[-1]]]
+        heaps = list(heaps)
+        found, taken = [], []
+        while len(found) < limit:
+            best_heap, best = None, None
+            for heap in heaps:
+                entry = self._top(heap)
+                if entry is not None and (best is None or entry < best):
+                    best_heap, best = heap, entry
+            if best is None:
+                break
+            taken.append((best_heap, heapq.heappop(best_heap)))
+            found.append(self._tasks[best[-1]])
+        # Reading must not change the index: put back what we looked at.
+        for heap, entry in taken:
+            heapq.heappush(heap, entry)
+        return found
 
     def _due(self, heap: list, now: float, limit: int, strict: bool) -> List[Task]:
-        """Current entries keyed at or before ``now`` (before it, if ``strict``)."""
-        with self._lock:
+        """Current entries keyed at or before ``now`` (before it, if ``strict``); under the lock."""
+        found, taken = [], []
+        while len(found) < limit:
             entry = self._top(heap)
             if entry is None or entry[0] > now or (strict and entry[0] == now):
-                return []  # the usual answer, checked before building anything
-            found, taken = [], []
-            while len(found) < limit:
-                entry = self._top(heap)
-                if entry is None or entry[0] > now or (strict and entry[0] == now):
-                    break
-                taken.append(heapq.heappop(heap))
-                found.append(self._tasks[entry[-1]])
-            for entry in taken:
-                heapq.heappush(heap, entry)
-            return found
+                break
+            taken.append(heapq.heappop(heap))
+            found.append(self._tasks[entry[-1]])
+        for entry in taken:
+            heapq.heappush(heap, entry)
+        return found
+
+    # The queue asks both questions before every claim, and the answer is almost always
+    # "none": when even the heap's first entry, current or stale, is later than ``now``,
+    # every entry is, and there is no need to clean the heap or build anything.
 
     def due_scheduled(self, now: float, limit: int = 1000) -> List[Task]:
-        return self._due(self._scheduled, now, limit, strict=False)
+        with self._lock:
+            return self._due_scheduled(now, limit)
+
+    def _due_scheduled(self, now: float, limit: int = 1000) -> List[Task]:
+        heap = self._scheduled
+        if not heap or heap[0][0] > now:
+            return []
+        return self._due(heap, now, limit, strict=False)
 
     def expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
+        with self._lock:
+            return self._expired_leases(now, limit)
+
+    def _expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
         # A lease ending exactly now is still valid (see lifecycle.check_lease).
-        return self._due(self._leases, now, limit, strict=True)
+        heap = self._leases
+        if not heap or heap[0][0] >= now:
+            return []
+        return self._due(heap, now, limit, strict=True)
 
     def next_wakeup(self) -> Optional[float]:
         with self._lock:
-            scheduled, lease = self._top(self._scheduled), self._top(self._leases)
-            if scheduled is None or lease is None:
-                entry = scheduled or lease
-                return None if entry is None else entry[0]
-            return min(scheduled[0], lease[0])
+            return self._next_wakeup()
+
+    def _next_wakeup(self) -> Optional[float]:
+        scheduled, lease = self._top(self._scheduled), self._top(self._leases)
+        if scheduled is None or lease is None:
+            entry = scheduled or lease
+            return None if entry is None else entry[0]
+        return min(scheduled[0], lease[0])
 
     # -- reads --------------------------------------------------------------------
 
@@ -176,4 +221,4 @@ class MemoryStore(Store):
 
     def count_by_status(self) -> Dict[str, int]:
         with self._lock:
-            return {s: self._counts.get(s, 0) for s in STATUSES}
+            return dict(self._counts)
