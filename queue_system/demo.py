@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,14 +19,11 @@ from collections import Counter
 from typing import List, Optional
 
 from .client import QueueClient, ServerUnreachable
+from .localhost import free_port
 
 BAR_WIDTH = 30
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until_healthy(client: QueueClient, process: subprocess.Popen, seconds: float = 20) -> None:

@@ -23,7 +23,6 @@ wait before service, ``W = Wq + 1/mu`` the mean time in the system,
 
 from __future__ import annotations
 
-import math
 from typing import Dict
 
 
