@@ -9,6 +9,7 @@ random jitter so that tasks that failed together do not retry together.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ class Backoff:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"backoff kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if not all(math.isfinite(v) for v in (self.base, self.factor, self.max_delay, self.jitter)):
+            raise ValueError("backoff numbers must be finite")
         if self.base < 0 or self.max_delay < 0:
             raise ValueError("backoff delays cannot be negative")
         if self.factor < 1:

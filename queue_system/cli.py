@@ -20,11 +20,14 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import sys
 from typing import List, Optional
 
 from .backoff import Backoff
 from .client import ApiError, QueueClient, ServerUnreachable
+from .errors import QueueError
+from .queue import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 
@@ -34,19 +37,30 @@ def env(name: str, default):
     return os.environ.get(name, default)
 
 
-def positive(kind):
+def within(kind, low, high, low_open=False):
+    """An argparse type: a number of ``kind`` from ``low`` to ``high`` (finite)."""
     def parse(text):
         value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        if not (low < value if low_open else low <= value) or not value <= high:
+            bound = f"more than {low:g}" if low_open else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound} and at most {high:g}, not {text}")
         return value
     parse.__name__ = kind.__name__  # argparse names it in "invalid int value"
     return parse
 
 
+def positive(kind, most=10 ** 9):
+    return within(kind, 0, most, low_open=True)
+
+
+PORT = within(int, 0, 65535)
+LEASE = within(float, MIN_LEASE_SECONDS, MAX_LEASE_SECONDS)
+WORK_SECONDS = within(float, 0, 24 * 3600)
+
+
 def fraction(text):
     value = float(text)
-    if not 0 <= value <= 1:
+    if not 0 <= value <= 1:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
     return value
 
@@ -77,12 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
                                             "file, so a restart loses nothing.")
     serve.add_argument("--host", default=env("HOST", "127.0.0.1"),
                        help="address to listen on (HOST; default 127.0.0.1, 0.0.0.0 in Docker)")
-    serve.add_argument("--port", type=int, default=env("PORT", "3000"),
+    serve.add_argument("--port", type=PORT, default=env("PORT", "3000"),
                        help="port (PORT; default 3000, as in the lesson)")
     serve.add_argument("--db", default=env("QUEUE_DB", "data/queue.db"),
                        help="SQLite file, created if missing, or 'memory' "
                             "(QUEUE_DB; default data/queue.db)")
-    serve.add_argument("--lease", type=positive(float), default=env("LEASE_SECONDS", "15"),
+    serve.add_argument("--lease", type=LEASE, default=env("LEASE_SECONDS", "15"),
                        help="seconds a worker holds a task without a heartbeat "
                             "(LEASE_SECONDS; default 15)")
     serve.add_argument("--backoff", type=backoff_policy, default=env("BACKOFF", "exponential:1:60"),
@@ -103,21 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="tasks run at once, one thread each (WORKER_CONCURRENCY; default 1)")
     worker.add_argument("--types", default=env("WORKER_TYPES", ""),
                         help="only these task types, comma-separated (WORKER_TYPES; default all)")
-    worker.add_argument("--min-work", type=float, default=env("WORK_MIN_SECONDS", "1"),
+    worker.add_argument("--min-work", type=WORK_SECONDS, default=env("WORK_MIN_SECONDS", "1"),
                         help="shortest simulated work in seconds (WORK_MIN_SECONDS; default 1)")
-    worker.add_argument("--max-work", type=float, default=env("WORK_MAX_SECONDS", "3"),
+    worker.add_argument("--max-work", type=WORK_SECONDS, default=env("WORK_MAX_SECONDS", "3"),
                         help="longest simulated work in seconds (WORK_MAX_SECONDS; default 3)")
     worker.add_argument("--failure-rate", type=fraction, default=env("FAILURE_RATE", "0.2"),
                         help="chance that an attempt fails (FAILURE_RATE; default 0.2)")
-    worker.add_argument("--lease", type=positive(float), default=env("LEASE_SECONDS", None),
+    worker.add_argument("--lease", type=LEASE, default=env("LEASE_SECONDS", None),
                         help="lease to ask for, in seconds (LEASE_SECONDS; default: the server's)")
-    worker.add_argument("--prefetch", type=positive(int), default=env("WORKER_PREFETCH", "1"),
+    worker.add_argument("--prefetch", type=positive(int, 1000), default=env("WORKER_PREFETCH", "1"),
                         help="tasks claimed per request by each thread (WORKER_PREFETCH; "
                              "default 1, right for the lesson's 1-3 s tasks: a worker does not "
                              "hoard work others could start; for tasks of milliseconds, 50-250 "
                              "makes one claim and one report serve many tasks, see "
                              "bench/bench_end_to_end.py)")
-    worker.add_argument("--poll-wait", type=positive(float), default=env("WORKER_POLL_WAIT", "2"),
+    worker.add_argument("--poll-wait", type=positive(float, 60), default=env("WORKER_POLL_WAIT", "2"),
                         help="seconds an idle claim waits on the server (long poll); a new "
                              "task wakes it at once (default 2)")
     worker.add_argument("--seed", type=int, default=None, help="seed of the simulated work")
@@ -133,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--priority", choices=["high", "normal", "low"], default="normal")
     submit.add_argument("--max-retries", type=int, default=3,
                         help="failures before the dead letter (default 3: at most 3 attempts)")
-    submit.add_argument("--delay", type=float, help="run no sooner than this many seconds from now")
+    submit.add_argument("--delay", type=within(float, 0, 10 ** 9),
+                        help="run no sooner than this many seconds from now")
     submit.add_argument("--key", help="idempotency key: resending with it adds nothing")
     submit.add_argument("--count", type=positive(int), default=1, help="submit this many copies")
 
@@ -172,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--reports", type=positive(int), default=10,
                       help="how many report tasks (default 10, as in the lesson)")
     demo.add_argument("--failure-rate", type=fraction, default=0.2)
-    demo.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    demo.add_argument("--port", type=PORT, default=0, help="server port (default: a free one)")
     demo.add_argument("--db", default=None, help="SQLite file (default: a temporary one)")
     return parser
 
@@ -197,7 +212,11 @@ def main(argv: Optional[List[str]] = None) -> int:
               file=sys.stderr)
     except ApiError as exc:
         print(f"error: the server answered {exc.status}: {exc.message}", file=sys.stderr)
-    except (ValueError, OSError) as exc:
+    except QueueError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+    except sqlite3.Error as exc:
+        print(f"error: cannot use the database {getattr(args, 'db', '')!r}: {exc}", file=sys.stderr)
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130

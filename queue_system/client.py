@@ -12,6 +12,7 @@ the server answered with a 4xx/5xx (its message included), and
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional
+from urllib.parse import quote
 
 import httpx
 
@@ -37,7 +38,12 @@ class QueueClient:
     def __init__(self, url: str = "http://127.0.0.1:3000", timeout: float = 10.0):
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        try:
+            if httpx.URL(self.url).scheme not in ("http", "https"):
+                raise ValueError
+            self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        except (ValueError, httpx.InvalidURL):
+            raise ValueError(f"not a server address: {url!r} (expected http://HOST:PORT)") from None
 
     def close(self) -> None:
         self._http.close()
@@ -94,18 +100,18 @@ class QueueClient:
         body = {"lease_id": lease_id}
         if lease_seconds is not None:
             body["lease_seconds"] = lease_seconds
-        return Task.from_dict(self._call("POST", f"/tasks/{task_id}/heartbeat", body))
+        return Task.from_dict(self._call("POST", f"/tasks/{quote(task_id, safe='')}/heartbeat", body))
 
     def complete(self, task_id: str, lease_id: str, result: Any = None) -> Task:
-        return Task.from_dict(self._call("POST", f"/tasks/{task_id}/complete",
+        return Task.from_dict(self._call("POST", f"/tasks/{quote(task_id, safe='')}/complete",
                                          {"lease_id": lease_id, "result": result}))
 
     def fail(self, task_id: str, lease_id: str, error: Optional[str] = None) -> Task:
-        return Task.from_dict(self._call("POST", f"/tasks/{task_id}/fail",
+        return Task.from_dict(self._call("POST", f"/tasks/{quote(task_id, safe='')}/fail",
                                          {"lease_id": lease_id, "error": error}))
 
     def release(self, task_id: str, lease_id: str) -> Task:
-        return Task.from_dict(self._call("POST", f"/tasks/{task_id}/release",
+        return Task.from_dict(self._call("POST", f"/tasks/{quote(task_id, safe='')}/release",
                                          {"lease_id": lease_id}))
 
     def ack(self, acks: List[dict]) -> List[dict]:
@@ -115,7 +121,7 @@ class QueueClient:
     # -- looking ------------------------------------------------------------------------
 
     def get(self, task_id: str) -> Task:
-        return Task.from_dict(self._call("GET", f"/tasks/{task_id}"))
+        return Task.from_dict(self._call("GET", f"/tasks/{quote(task_id, safe='')}"))
 
     def tasks(self, status: Optional[str] = None, type: Optional[str] = None,
               limit: int = 100, offset: int = 0) -> List[Task]:
@@ -141,7 +147,7 @@ class QueueClient:
         return [Task.from_dict(t) for t in answer["tasks"]]
 
     def retry_dead(self, task_id: str) -> Task:
-        return Task.from_dict(self._call("POST", f"/dead-letter/{task_id}/retry"))
+        return Task.from_dict(self._call("POST", f"/dead-letter/{quote(task_id, safe='')}/retry"))
 
     def stats(self) -> Dict[str, int]:
         return self._call("GET", "/stats")

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from typing import List, Optional
@@ -26,17 +27,28 @@ BAR_WIDTH = 30
 
 
 
-def wait_until_healthy(client: QueueClient, process: subprocess.Popen, seconds: float = 20) -> None:
+def wait_until_healthy(client: QueueClient, process: subprocess.Popen, db: str,
+                       seconds: float = 20) -> None:
+    """Wait for *our* server: another one already on the port must not be mistaken for it."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited with code {process.returncode}")
+            raise RuntimeError(f"the server exited with code {process.returncode} "
+                               "(is the port already taken?)")
         try:
-            client.health()
-            return
+            store = client.health()["store"]
         except ServerUnreachable:
             time.sleep(0.05)
+            continue
+        if store != f"sqlite:{db}":
+            raise RuntimeError(f"another server answers on {client.url} ({store}); "
+                               "choose another --port")
+        return
     raise RuntimeError(f"the server did not answer within {seconds:.0f} s")
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def stop(processes: List[subprocess.Popen], seconds: float = 15) -> None:
@@ -82,6 +94,9 @@ def run_demo(fast: bool = False, workers: int = 3, reports: int = 10, failure_ra
     log = open(log_path, "w")
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
 
+    # `kill` (SIGTERM) stops the demo like Ctrl-C does: its processes are stopped too.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
     say(f"Starting the producer API on {url} (tasks stored in {db})")
     server = subprocess.Popen(python + ["serve", "--port", str(port), "--db", db,
                                         "--backoff", "exponential:0.2:2" if fast else
@@ -90,7 +105,7 @@ def run_demo(fast: bool = False, workers: int = 3, reports: int = 10, failure_ra
     processes = [server]
     client = QueueClient(url)
     try:
-        wait_until_healthy(client, server)
+        wait_until_healthy(client, server, db)
         for n in range(1, workers + 1):
             processes.insert(0, subprocess.Popen(
                 python + ["worker", "--url", url, "--id", f"worker-{n}",

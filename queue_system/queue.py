@@ -26,6 +26,7 @@ from .stores.base import Store
 from .task import STATUSES, Task
 
 DEFAULT_LEASE_SECONDS = 15.0
+MIN_LEASE_SECONDS = 1.0
 MAX_LEASE_SECONDS = 24 * 3600.0
 MAX_CLAIM_BATCH = 1000
 
@@ -231,9 +232,12 @@ class TaskQueue:
 
 
 def check_lease_seconds(value) -> float:
+    # A lease shorter than a second would expire before any real worker could
+    # report, and burn the task's retries: refuse it instead.
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not 0 < value <= MAX_LEASE_SECONDS or not math.isfinite(value):
-        raise InvalidTask(f"a lease must last more than 0 and at most {MAX_LEASE_SECONDS:.0f} seconds")
+            or not MIN_LEASE_SECONDS <= value <= MAX_LEASE_SECONDS:
+        raise InvalidTask(f"a lease must last from {MIN_LEASE_SECONDS:g} to "
+                          f"{MAX_LEASE_SECONDS:.0f} seconds")
     return float(value)
 
 

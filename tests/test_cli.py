@@ -122,3 +122,58 @@ def test_demo_runs_the_lesson_end_to_end(tmp_path):
     counts = {line.split()[0]: int(line.split()[-1]) for line in final.splitlines()[1:7]
               if line.strip()}
     assert counts["completed"] + counts["failed"] == counts["total"] == 12
+
+
+def test_demo_refuses_a_port_where_another_server_answers(live, tmp_path):
+    answer = cli("demo", "--fast", "--port", str(live.port), "--db", str(tmp_path / "d.db"))
+    assert answer.returncode == 1
+    assert "choose another --port" in answer.stderr + answer.stdout or \
+        "port already taken" in answer.stderr + answer.stdout
+    assert "Traceback" not in answer.stderr
+
+
+def test_demo_stopped_with_sigterm_stops_its_processes(tmp_path):
+    import signal
+    import time
+    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    demo = subprocess.Popen([sys.executable, "-m", "queue_system", "demo", "--db",
+                             str(tmp_path / "d.db")], cwd=ROOT, env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in demo.stdout:
+        lines.append(line)
+        if line.startswith("Submitted"):
+            break
+    children = subprocess.run(["pgrep", "-P", str(demo.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert len(children) == 4  # the server and three workers
+    demo.send_signal(signal.SIGTERM)
+    rest = demo.communicate(timeout=60)[0]
+    assert "All processes stopped." in rest
+    time.sleep(0.2)
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}") or \
+            open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["serve", "--port", "99999"], "at most 65535"),
+    (["serve", "--lease", "100000"], "at most 86400"),
+    (["serve", "--lease", "nan"], "--lease"),
+    (["worker", "--poll-wait", "100"], "at most 60"),
+    (["serve", "--backoff", "fixed:nan"], "finite"),
+])
+def test_out_of_range_settings_are_refused(args, expected):
+    answer = cli(*args)
+    assert answer.returncode == 2 and expected in answer.stderr and "Traceback" not in answer.stderr
+
+
+def test_odd_task_ids_and_urls_are_messages(live, tmp_path):
+    answer = cli("tasks", "../stats", "--url", live.url)
+    assert answer.returncode == 1 and "404" in answer.stderr
+    bad_url = cli("stats", "--url", "http://[::1")
+    assert bad_url.returncode == 1 and "not a server address" in bad_url.stderr
+    not_a_db = cli("serve", "--db", str(tmp_path), "--port", "0")
+    assert not_a_db.returncode == 1 and "cannot use the database" in not_a_db.stderr
+    for answer in (bad_url, not_a_db):
+        assert "Traceback" not in answer.stderr

@@ -297,3 +297,38 @@ def test_payload_with_integers_beyond_64_bits_round_trips(api):
     answer = api.post("/tasks", json={"type": "t", "payload": huge})
     assert answer.status_code == 202 and answer.json()["payload"] == huge
     assert api.get(f"/tasks/{answer.json()['id']}").json()["payload"] == huge
+
+
+@pytest.mark.parametrize("body", [
+    b'{"type": "\\ud800"}', b'{"type": "t", "payload": "\\udfff"}',
+    b'{"type": "t", "payload": {"\\ud800": 1}}', b'{"type": "t", "idempotency_key": "\\ud800"}',
+    b'{"type": "t", "payload": "\xed\xa0\x80"}',
+])
+def test_text_that_is_not_unicode_is_a_400_not_a_500(api, body):
+    answer = api.post("/tasks", content=body)
+    assert answer.status_code == 400 and "Unicode" in error_of(answer)
+    assert api.get("/stats").json()["total"] == 0
+
+
+def test_surrogate_pairs_are_fine(api):
+    answer = api.post("/tasks", content='{"type": "t", "payload": "\\ud83d\\ude00"}'.encode())
+    assert answer.status_code == 202 and answer.json()["payload"] == "\U0001F600"
+
+
+def test_an_ack_with_bad_text_fails_alone(api):
+    for i in range(2):
+        api.post("/tasks", json={"type": "t", "payload": i})
+    a, b = claim(api, max_tasks=2)
+    body = ('{"acks": [{"id": "%s", "lease_id": "%s", "ok": true},'
+            ' {"id": "%s", "lease_id": "%s", "ok": false, "error": "bad \\ud800"}]}'
+            % (a["id"], a["lease_id"], b["id"], b["lease_id"]))
+    answer = api.post("/tasks/ack", content=body.encode())
+    assert answer.status_code == 400  # refused whole, before anything is stored
+    assert api.get(f"/tasks/{a['id']}").json()["status"] == "processing"
+
+
+@pytest.mark.parametrize("query", ["offset=9223372036854775808", "offset=1e20", "limit=1001"])
+def test_paging_out_of_range_is_a_400(api, query):
+    for path in ("/tasks", "/dead-letter"):
+        answer = api.get(f"{path}?{query}")
+        assert answer.status_code == 400 and error_of(answer)

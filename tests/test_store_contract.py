@@ -307,7 +307,15 @@ def test_invalid_tasks_are_refused_and_nothing_is_stored(queue, bad):
 def test_invalid_claims(queue):
     with pytest.raises(InvalidTask):
         queue.claim("")
-    with pytest.raises(InvalidTask):
-        queue.claim("w", lease_seconds=0)
+    for lease in (0, 1e-9, 0.5, float("nan"), float("inf"), 10 ** 9):
+        with pytest.raises(InvalidTask):
+            queue.claim("w", lease_seconds=lease)
     with pytest.raises(InvalidTask):
         queue.claim("w", limit=0)
+
+
+@pytest.mark.parametrize("text", ["fixed:nan", "fixed:inf", "exponential:1:nan", "exponential:inf",
+                                  "sometimes", "fixed:-1"])
+def test_backoff_policies_must_be_finite_and_known(text):
+    with pytest.raises(ValueError):
+        Backoff.parse(text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, Optional
@@ -29,6 +30,8 @@ from .json_body import DEFAULT_MAX_BODY, BodyLimit
 from .group_commit import GroupCommitter
 
 log = logging.getLogger("queue_system.server")
+
+MAX_OFFSET = 10 ** 12  # far beyond any real queue, within SQLite's integers
 
 
 class FastJSON(JSONResponse):
@@ -122,6 +125,16 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         return error(*describe_validation(exc))
+
+    @app.exception_handler(sqlite3.Error)
+    async def store_error(request: Request, exc: sqlite3.Error):
+        log.error("the store failed: %s", exc)
+        return error(503, f"the store could not do this, nothing was saved: {exc}")
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error(500, f"internal error ({type(exc).__name__}); see the server's log")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -266,6 +279,11 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
             except QueueError as exc:
                 results.append({"id": item.id, "error": exc.message, "code": exc.status_code})
                 continue
+            except Exception as exc:  # each outcome alone: one bad item fails no other
+                log.exception("ack of task %s failed", item.id)
+                results.append({"id": item.id, "error": f"{type(exc).__name__}: {exc}",
+                                "code": 503 if isinstance(exc, sqlite3.Error) else 500})
+                continue
             log_outcome(task)
             if task.status in ("pending", "scheduled"):
                 wake_workers()
@@ -282,13 +300,15 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
     @app.get("/tasks", tags=["tasks"])
     async def list_tasks(status: Optional[str] = Query(None, description=", ".join(STATUSES)),
                          type: Optional[str] = None,
-                         limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
+                         limit: int = Query(100, ge=1, le=1000),
+                         offset: int = Query(0, ge=0, le=MAX_OFFSET)):
         """Tasks in submission order, filtered by status and type."""
         tasks = await run(queue.list, status, type, limit, offset)
         return {"tasks": [task_json(t) for t in tasks], "count": len(tasks)}
 
     @app.get("/dead-letter", tags=["dead letter"])
-    async def dead_letter(limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
+    async def dead_letter(limit: int = Query(100, ge=1, le=1000),
+                          offset: int = Query(0, ge=0, le=MAX_OFFSET)):
         """Tasks that used up their retries (status ``failed``)."""
         tasks = await run(queue.dead_letter, limit, offset)
         return {"tasks": [task_json(t) for t in tasks], "count": len(tasks)}

@@ -80,6 +80,8 @@ class GroupCommitter:
                         with self.store.transaction():  # a savepoint: undone alone on error
                             outcomes.append((future, True, fn(*args)))
                     except Exception as exc:  # the caller gets it, the batch goes on
+                        if not self.store.transaction_alive():
+                            raise  # the store gave the whole transaction up: so do we
                         outcomes.append((future, False, exc))
         except Exception as exc:
             # The commit itself failed (disk full...): nothing of this batch is stored.

@@ -9,11 +9,16 @@ The API speaks only JSON, so a body is read as JSON whatever its
 Content-Type says: ``curl -d '{...}'`` without ``-H "Content-Type:
 application/json"`` (curl then claims a form) still works, and invalid
 JSON gets a clear 400 instead of a puzzling "expected an object".
+Text that is not valid Unicode (a lone surrogate such as ``"\ud800"``,
+which Python's json module lets through but no database or encoder can
+store) is refused here with a 400, before it can reach the store.
 """
 
 from __future__ import annotations
 
 import json
+
+import orjson
 
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB
 
@@ -46,6 +51,9 @@ class BodyLimit:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if body and not valid_unicode(body):
+            return await self._refuse(send, 400, "the body is not valid Unicode text "
+                                                 "(a lone surrogate such as \\ud800?)")
         if body:
             scope = dict(scope, headers=[(k, v) for k, v in scope["headers"]
                                          if k != b"content-type"]
@@ -72,3 +80,16 @@ class BodyLimit:
                                 (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+def valid_unicode(body: bytes) -> bool:
+    """False if the JSON text holds a lone surrogate or is not UTF-8.
+
+    orjson refuses exactly those (and other things, left to the JSON parser
+    to report)."""
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc)
+        return "surrogate" not in reason and "UTF-8" not in reason
+    return True

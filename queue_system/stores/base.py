@@ -74,5 +74,12 @@ class Store(ABC):
     def count_by_status(self) -> Dict[str, int]:
         """How many tasks are in each status (every status present, zero included)."""
 
+    def transaction_alive(self) -> bool:
+        """Inside ``transaction()``: False once the store has abandoned it.
+
+        SQLite rolls a whole transaction back by itself on some errors (a
+        full disk); whoever batches work in one transaction must then stop."""
+        return True
+
     def close(self) -> None:
         """Release files and connections."""

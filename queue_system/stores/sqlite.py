@@ -241,6 +241,9 @@ class SQLiteStore(Store):
         counts.update(rows)
         return counts
 
+    def transaction_alive(self) -> bool:
+        return self._db.in_transaction
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -288,7 +291,7 @@ class _Transaction:
                     if store._depth == 0 and store._db.in_transaction:
                         store._db.execute("ROLLBACK")
                     raise
-            else:
+            elif store._db.in_transaction:  # else SQLite already undid everything
                 for statement in self.undo:
                     store._db.execute(statement)
         finally:

@@ -101,39 +101,52 @@ class Worker:
                      "(again to stop now)", self.id, signal.Signals(signum).name)
             self.stop()
         else:
-            log.info("[Worker %s] stopping now: giving back %d task(s)", self.id, len(self._held))
-            self._release(list(self._held.values()))
+            with self._lock:
+                held, self._held = list(self._held.values()), {}
+            log.info("[Worker %s] stopping now: giving back %d task(s)", self.id, len(held))
+            # Quickly: a server that does not answer within a second will see the
+            # leases expire instead.
+            with QueueClient(self.client.url, timeout=1.0) as quick:
+                self._release(held, quick)
             os._exit(128 + signum)
 
     def _slot(self) -> None:
         while not self.stopping.is_set():
+            try:
+                self._claim_and_run()
+            except Exception:  # a bug must not silently stop this thread for good
+                log.exception("[Worker %s] unexpected error; going on", self.id)
+                self.stopping.wait(RETRY_MAX)
+
+    def _claim_and_run(self) -> None:
+        """One round: claim (a long poll), run what came, report."""
+        with self._lock:
+            self._claiming += 1
+        try:
+            tasks = self._patiently(lambda: self.client.claim(
+                self.id, self.types, wait=self.poll_wait, lease_seconds=self.lease_seconds,
+                max_tasks=self.prefetch))
+            with self._lock:  # busy before no longer claiming: run() sees no gap
+                if tasks:
+                    self._busy += 1
+                    self._held.update((task.id, task) for task in tasks)
+        finally:
             with self._lock:
-                self._claiming += 1
-            try:
-                tasks = self._patiently(lambda: self.client.claim(
-                    self.id, self.types, wait=self.poll_wait, lease_seconds=self.lease_seconds,
-                    max_tasks=self.prefetch))
-                with self._lock:  # busy before no longer claiming: run() sees no gap
-                    if tasks:
-                        self._busy += 1
-                        self._held.update((task.id, task) for task in tasks)
-            finally:
-                with self._lock:
-                    self._claiming -= 1
-            if not tasks:
-                continue
-            try:
-                outcomes = []
-                for n, task in enumerate(tasks):
-                    if self.stopping.is_set():  # shutting down: the rest go back unstarted
-                        self._release(tasks[n:])
-                        break
-                    outcomes.append(self._execute(task))
-                if outcomes:
-                    self._report(outcomes)
-            finally:
-                with self._lock:
-                    self._busy -= 1
+                self._claiming -= 1
+        if not tasks:
+            return
+        try:
+            outcomes = []
+            for n, task in enumerate(tasks):
+                if self.stopping.is_set():  # shutting down: the rest go back unstarted
+                    self._release(tasks[n:])
+                    break
+                outcomes.append(self._execute(task))
+            if outcomes:
+                self._report(outcomes)
+        finally:
+            with self._lock:
+                self._busy -= 1
 
     def _execute(self, task: Task) -> dict:
         handler = self.handlers.get(task.type, self.handlers.get(None))
@@ -142,11 +155,14 @@ class Worker:
             if handler is None:
                 raise LookupError(f"this worker has no handler for type {task.type!r}")
             result = handler(task)
-            json.dumps(result)  # a result that is not JSON is a failure, reported now
+            # A result that is not strict JSON (NaN, a lone surrogate, an object)
+            # is a failure, reported now, rather than a report the server refuses.
+            json.dumps(result, allow_nan=False, ensure_ascii=False).encode()
             return {"id": task.id, "lease_id": task.lease_id, "ok": True, "result": result}
         except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
             return {"id": task.id, "lease_id": task.lease_id, "ok": False,
-                    "error": f"{type(exc).__name__}: {exc}"}
+                    "error": error.encode("utf-8", "replace").decode()}
 
     def _report(self, outcomes: List[dict]) -> None:
         answers = self._patiently(lambda: self.client.ack(outcomes), give_up=True) or []
@@ -165,10 +181,10 @@ class Worker:
             for outcome in outcomes:
                 self._held.pop(outcome["id"], None)
 
-    def _release(self, tasks: List[Task]) -> None:
+    def _release(self, tasks: List[Task], client: Optional[QueueClient] = None) -> None:
         for task in tasks:
             try:
-                self.client.release(task.id, task.lease_id)
+                (client or self.client).release(task.id, task.lease_id)
             except (ApiError, ServerUnreachable) as exc:
                 log.warning("[Worker %s] could not give back task %s: %s", self.id, task.id, exc)
             with self._lock:

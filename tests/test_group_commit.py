@@ -1,0 +1,60 @@
+"""Group commit: many requests, one transaction, and nothing half done.
+
+A full disk makes SQLite abandon the whole transaction; every request of
+the batch must then fail with that error, and none may be stored.
+"""
+
+import sqlite3
+import threading
+
+import pytest
+
+from queue_system import SQLiteStore, TaskQueue
+from queue_system.server.group_commit import GroupCommitter
+
+
+def test_one_refused_request_does_not_undo_the_others(tmp_path):
+    store = SQLiteStore(str(tmp_path / "q.db"))
+    queue = TaskQueue(store)
+    committer = GroupCommitter(store)
+    try:
+        futures = [committer.submit(queue.submit, "ok", 1),
+                   committer.submit(queue.submit, "", 2),  # invalid: refused alone
+                   committer.submit(queue.submit, "ok", 3)]
+        assert futures[0].result().__class__ is tuple and futures[2].result()[1]
+        with pytest.raises(Exception):
+            futures[1].result()
+    finally:
+        committer.close()
+    assert [t.payload for t in queue.list()] == [1, 3]
+
+
+def test_a_full_disk_fails_the_whole_batch_and_stores_nothing(tmp_path):
+    store = SQLiteStore(str(tmp_path / "q.db"))
+    queue = TaskQueue(store)
+    queue.submit("before", {})
+    pages, = store._db.execute("PRAGMA page_count").fetchone()
+    store._db.execute(f"PRAGMA max_page_count={pages + 2}")  # the disk is (nearly) full
+    committer = GroupCommitter(store)
+    running, gate = threading.Event(), threading.Event()
+    try:
+        # Hold the committer so that the three requests queue up and form one batch.
+        blocker = committer.submit(lambda: (running.set(), gate.wait()))
+        running.wait(10)
+        futures = [committer.submit(queue.submit, "small", {}),
+                   committer.submit(queue.submit, "big", {"blob": "x" * 50_000}),
+                   committer.submit(queue.submit, "small2", {})]
+        gate.set()
+        blocker.result()
+        errors = []
+        for future in futures:
+            with pytest.raises(sqlite3.Error) as caught:
+                future.result(timeout=10)
+            errors.append(str(caught.value))
+        assert any("full" in e for e in errors), errors
+    finally:
+        committer.close()
+    store._db.execute(f"PRAGMA max_page_count={pages + 10_000}")
+    assert [t.type for t in queue.list()] == ["before"]
+    # The store still works afterwards.
+    assert queue.submit("after", {})[1]
