@@ -285,12 +285,12 @@ def run_dead_letter(args) -> int:
             task = client.retry_dead(args.retry)
             print(f"{task.id} sent back: {task.status}")
         elif args.retry_all:
-            dead = client.dead_letter(limit=1000)
+            dead = client.all_tasks(status="failed")
             for task in dead:
                 client.retry_dead(task.id)
             print(f"{len(dead)} task(s) sent back")
         else:
-            print_tasks(client.dead_letter(limit=1000))
+            print_tasks(client.all_tasks(status="failed"))
     return 0
 
 
