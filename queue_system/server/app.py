@@ -55,10 +55,6 @@ class WorkSignal:
         self._event = asyncio.Event()
 
 
-def task_json(task: Task) -> dict:
-    return task._asdict()
-
-
 def error(status: int, message: str) -> FastJSON:
     return FastJSON({"error": message}, status_code=status)
 
@@ -168,7 +164,7 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
         if created:
             wake_workers()
             log.info("[Queue] Enqueued task %s (%s, %s)", task.id, task.type, task.priority)
-        return FastJSON(task_json(task), status_code=202 if created else 200)
+        return FastJSON(task.to_dict(), status_code=202 if created else 200)
 
     @app.post("/tasks/batch", status_code=202, tags=["tasks"])
     async def submit_batch(body: schemas.TaskBatchIn):
@@ -181,7 +177,7 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
             return error(400, f"no task stored: {exc.message}")
         wake_workers()
         log.info("[Queue] Enqueued %d tasks", len(submitted))
-        return FastJSON({"tasks": [task_json(t) for t, _ in submitted]}, status_code=202)
+        return FastJSON({"tasks": [t.to_dict() for t, _ in submitted]}, status_code=202)
 
     # -- workers ------------------------------------------------------------------------
 
@@ -226,7 +222,13 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
                                     body.max_tasks, body.wait)
         if not tasks:
             return Response(status_code=204)
-        return FastJSON({"tasks": [task_json(t) for t in tasks]})
+        return FastJSON({"tasks": [t.to_dict() for t in tasks]})
+
+    def announce(task: Task) -> None:
+        """Log what a reported attempt did, and wake the workers if the task is back."""
+        log_outcome(task)
+        if task.status in ("pending", "scheduled"):
+            wake_workers()
 
     def log_outcome(task: Task) -> None:
         if task.status == "completed":
@@ -240,30 +242,28 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
 
     async def finish(step, task_id, *args) -> Task:
         task = await run(step, task_id, *args)
-        log_outcome(task)
-        if task.status in ("pending", "scheduled"):
-            wake_workers()
+        announce(task)
         return task
 
     @app.post("/tasks/{task_id}/heartbeat", tags=["workers"])
     async def heartbeat(task_id: str, body: schemas.HeartbeatIn):
         """Extend the lease of a task you hold; 409 if the lease is stale."""
-        return task_json(await run(queue.heartbeat, task_id, body.lease_id, body.lease_seconds))
+        return (await run(queue.heartbeat, task_id, body.lease_id, body.lease_seconds)).to_dict()
 
     @app.post("/tasks/{task_id}/complete", tags=["workers"])
     async def complete(task_id: str, body: schemas.CompleteIn):
         """Record success with a result; 409 if the lease is stale or the task not in progress."""
-        return task_json(await finish(queue.complete, task_id, body.lease_id, body.result))
+        return (await finish(queue.complete, task_id, body.lease_id, body.result)).to_dict()
 
     @app.post("/tasks/{task_id}/fail", tags=["workers"])
     async def fail(task_id: str, body: schemas.FailIn):
         """Record a failed attempt: retried after the backoff, or dead-lettered."""
-        return task_json(await finish(queue.fail, task_id, body.lease_id, body.error))
+        return (await finish(queue.fail, task_id, body.lease_id, body.error)).to_dict()
 
     @app.post("/tasks/{task_id}/release", tags=["workers"])
     async def release(task_id: str, body: schemas.LeaseIn):
         """Give a held task back unfinished (a worker shutting down); no failure counted."""
-        return task_json(await finish(queue.release, task_id, body.lease_id))
+        return (await finish(queue.release, task_id, body.lease_id)).to_dict()
 
     @app.post("/tasks/ack", tags=["workers"])
     async def ack(body: schemas.AckBatchIn):
@@ -285,9 +285,7 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
                 results.append({"id": item.id, "error": f"{type(exc).__name__}: {exc}",
                                 "code": 503 if isinstance(exc, sqlite3.Error) else 500})
                 continue
-            log_outcome(task)
-            if task.status in ("pending", "scheduled"):
-                wake_workers()
+            announce(task)
             results.append({"id": task.id, "status": task.status})
         return {"results": results}
 
@@ -296,7 +294,7 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
     @app.get("/tasks/{task_id}", tags=["tasks"])
     async def get_task(task_id: str):
         """One task, with its whole record; 404 if unknown."""
-        return task_json(await run(queue.get, task_id))
+        return (await run(queue.get, task_id)).to_dict()
 
     @app.get("/tasks", tags=["tasks"])
     async def list_tasks(status: Optional[str] = Query(None, description=", ".join(STATUSES)),
@@ -305,14 +303,14 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
                          offset: int = Query(0, ge=0, le=MAX_OFFSET)):
         """Tasks in submission order, filtered by status and type."""
         tasks = await run(queue.list, status, type, limit, offset)
-        return {"tasks": [task_json(t) for t in tasks], "count": len(tasks)}
+        return {"tasks": [t.to_dict() for t in tasks], "count": len(tasks)}
 
     @app.get("/dead-letter", tags=["dead letter"])
     async def dead_letter(limit: int = Query(100, ge=1, le=1000),
                           offset: int = Query(0, ge=0, le=MAX_OFFSET)):
         """Tasks that used up their retries (status ``failed``)."""
         tasks = await run(queue.dead_letter, limit, offset)
-        return {"tasks": [task_json(t) for t in tasks], "count": len(tasks)}
+        return {"tasks": [t.to_dict() for t in tasks], "count": len(tasks)}
 
     @app.post("/dead-letter/{task_id}/retry", tags=["dead letter"])
     async def retry_dead(task_id: str):
@@ -320,7 +318,7 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
         task = await run(queue.retry_dead, task_id)
         wake_workers()
         log.info("[Queue] Task %s sent back from the dead letter", task_id)
-        return task_json(task)
+        return task.to_dict()
 
     @app.get("/stats", tags=["lesson"])
     async def stats():
@@ -343,18 +341,18 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
         tasks = await claim_waiting(request, who, None, None, 1, 0)
         if not tasks:
             return Response(status_code=204)
-        return task_json(tasks[0])
+        return tasks[0].to_dict()
 
     @app.post("/complete/{task_id}", tags=["lesson"])
     async def seed_complete(task_id: str, body: Optional[schemas.SeedCompleteIn] = None):
         """The lesson's route: complete the task under its current lease."""
         task = await finish(queue.complete, task_id, None, body.result if body else None)
-        return {"message": "Task completed", "task": task_json(task)}
+        return {"message": "Task completed", "task": task.to_dict()}
 
     @app.post("/fail/{task_id}", tags=["lesson"])
     async def seed_fail(task_id: str, body: Optional[schemas.SeedFailIn] = None):
         """The lesson's route: fail the task under its current lease (retry or dead letter)."""
         task = await finish(queue.fail, task_id, None, body.error if body else None)
-        return {"message": f"Task {task.status}", "task": task_json(task)}
+        return {"message": f"Task {task.status}", "task": task.to_dict()}
 
     return BodyLimit(app, max_body=max_body) if max_body else app
