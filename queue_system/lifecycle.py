@@ -27,24 +27,30 @@ from typing import Any, Optional
 
 from .backoff import NO_BACKOFF, Backoff
 from .errors import InvalidTask, TaskConflict
-from .task import PRIORITIES, Task
+from .task import PRIORITIES, PRIORITY_RANK, Task
+
+# New, claimed and completed records are built here for every task, each as one
+# tuple of all the fields in Task's order, handed to ``tuple.__new__``: 0.12 us
+# here, against 0.21 us for ``Task._make``, 0.5 us for keyword arguments and
+# 1.4 us for ``_replace``. The field count is not checked at run time: the
+# tests compare every field.
+_record = tuple.__new__
 
 MAX_TYPE_LENGTH = 200
 MAX_RETRIES_LIMIT = 1000
 
 
-def new_task(task_id: str, type: str, payload: Any, now: float, *, priority: str = "normal",
+def new_task(task_id: str, type: str, payload: Any, now: float, priority: str = "normal",
              max_retries: int = 3, execute_at: Optional[float] = None,
              idempotency_key: Optional[str] = None) -> Task:
     """A new task: ``pending``, or ``scheduled`` when ``execute_at`` is in the future."""
-    if not isinstance(type, str) or not type.strip():
+    if not isinstance(type, str) or not type or type.isspace():
         raise InvalidTask("'type' must be a non-empty string, such as \"email\"")
     if len(type) > MAX_TYPE_LENGTH:
         raise InvalidTask(f"'type' is longer than {MAX_TYPE_LENGTH} characters")
-    if priority not in PRIORITIES:
+    if priority not in PRIORITY_RANK:
         raise InvalidTask(f"'priority' must be one of {', '.join(PRIORITIES)}, not {priority!r}")
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) \
-            or not 1 <= max_retries <= MAX_RETRIES_LIMIT:
+    if not is_whole_number(max_retries) or not 1 <= max_retries <= MAX_RETRIES_LIMIT:
         raise InvalidTask(f"'max_retries' must be a whole number from 1 to {MAX_RETRIES_LIMIT} "
                           "(a task whose failures reach it goes to the dead letter)")
     if execute_at is None:
@@ -55,16 +61,19 @@ def new_task(task_id: str, type: str, payload: Any, now: float, *, priority: str
             raise InvalidTask("'execute_at' must be a time in seconds since the epoch")
         # A time already past means "as soon as possible": FIFO from now on.
         execute_at = max(float(execute_at), now)
-    # Every field, in Task's order, as one tuple: every task is made here, and
-    # ``Task._make`` costs half as much as keyword arguments (and checks the count).
-    return Task._make((task_id, type, payload,
-                       "scheduled" if execute_at > now else "pending",  # status
-                       priority, now, execute_at,  # priority, created_at, execute_at
-                       0, max_retries, 0,          # retries, max_retries, attempts
-                       None, None,                 # result, error
-                       None, None, None, None,     # worker_id, lease_id, lease_expires_at, claimed_at
-                       None, now,                  # finished_at, updated_at
-                       idempotency_key, 0))        # idempotency_key, version
+    return _record(Task, (task_id, type, payload,
+                          "scheduled" if execute_at > now else "pending",  # status
+                          priority, now, execute_at,  # priority, created_at, execute_at
+                          0, max_retries, 0,          # retries, max_retries, attempts
+                          None, None,                 # result, error
+                          None, None, None, None,     # worker_id, lease_id, lease_expires_at, claimed_at
+                          None, now,                  # finished_at, updated_at
+                          idempotency_key, 0))        # idempotency_key, version
+
+
+def is_whole_number(value) -> bool:
+    """An int, but not a bool (True is an int to Python, not a number of retries)."""
+    return value.__class__ is int or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def promote(task: Task, now: float) -> Task:
@@ -79,14 +88,15 @@ def claim(task: Task, now: float, worker_id: str, lease_id: str, lease_seconds: 
     if task.status != "pending" or task.execute_at > now:
         raise TaskConflict(f"task {task.id} is {task.status}, it cannot be claimed")
     # Claim and complete run for every task, so they spell the new record out field by
-    # field (in Task's order) instead of calling ``task._replace``, which costs over twice
-    # as much. Unpacking all the fields fails loudly if Task ever gains or loses one.
+    # field (in Task's order) instead of calling ``task._replace`` (see ``_record``).
+    # Unpacking all the fields fails loudly if Task ever gains or loses one.
     (id, type, payload, _status, priority, created_at, execute_at, retries, max_retries,
      attempts, result, error, _worker_id, _lease_id, _lease_expires_at, _claimed_at,
      finished_at, _updated_at, idempotency_key, version) = task
-    return Task._make((id, type, payload, "processing", priority, created_at, execute_at,
-                       retries, max_retries, attempts + 1, result, error, worker_id, lease_id,
-                       now + lease_seconds, now, finished_at, now, idempotency_key, version + 1))
+    return _record(Task, (id, type, payload, "processing", priority, created_at, execute_at,
+                          retries, max_retries, attempts + 1, result, error, worker_id, lease_id,
+                          now + lease_seconds, now, finished_at, now, idempotency_key,
+                          version + 1))
 
 
 def check_lease(task: Task, now: float, lease_id: Optional[str]) -> None:
@@ -118,9 +128,9 @@ def complete(task: Task, now: float, lease_id: Optional[str], result: Any) -> Ta
     (id, type, payload, _status, priority, created_at, execute_at, retries, max_retries,
      attempts, _result, error, worker_id, _lease_id, _lease_expires_at, claimed_at,
      _finished_at, _updated_at, idempotency_key, version) = task
-    return Task._make((id, type, payload, "completed", priority, created_at, execute_at,
-                       retries, max_retries, attempts, result, error, worker_id, None,
-                       None, claimed_at, now, now, idempotency_key, version + 1))
+    return _record(Task, (id, type, payload, "completed", priority, created_at, execute_at,
+                          retries, max_retries, attempts, result, error, worker_id, None,
+                          None, claimed_at, now, now, idempotency_key, version + 1))
 
 
 def fail(task: Task, now: float, lease_id: Optional[str], error: Optional[str],

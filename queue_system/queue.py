@@ -77,13 +77,16 @@ class TaskQueue:
         task is returned with ``created=False``: a producer may safely resend.
         ``delay`` (seconds from now) is another way to give ``execute_at``.
         """
-        task = self._new_task(type, payload, priority, max_retries, execute_at, delay,
-                              idempotency_key)
-        if idempotency_key is None:
+        if delay is None and idempotency_key is None:
+            # The common case, kept short: it runs for every task.
+            task = lifecycle.new_task(self.make_id(), type, payload, self.clock(), priority,
+                                      max_retries, execute_at)
             # One insert is atomic by itself: no transaction around it, which
             # spares the store a BEGIN and a COMMIT on the busiest path.
             self.store.insert(task)
             return task, True
+        task = self._new_task(type, payload, priority, max_retries, execute_at, delay,
+                              idempotency_key)
         with self.store.transaction():  # look up the key and insert, at once
             return self._insert(task)
 
@@ -112,9 +115,8 @@ class TaskQueue:
         if idempotency_key is not None and not (isinstance(idempotency_key, str)
                                                 and 0 < len(idempotency_key) <= 200):
             raise InvalidTask("'idempotency_key' must be a string of 1 to 200 characters")
-        return lifecycle.new_task(self.make_id(), type, payload, now, priority=priority,
-                                  max_retries=max_retries, execute_at=execute_at,
-                                  idempotency_key=idempotency_key)
+        return lifecycle.new_task(self.make_id(), type, payload, now, priority, max_retries,
+                                  execute_at, idempotency_key)
 
     def _insert(self, task: Task) -> Tuple[Task, bool]:
         if task.idempotency_key is not None:
@@ -132,9 +134,10 @@ class TaskQueue:
         if not isinstance(worker_id, str) or not worker_id:
             raise InvalidTask("'worker_id' must be a non-empty string")
         lease = self.lease_seconds if lease_seconds is None else check_lease_seconds(lease_seconds)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIM_BATCH:
+        if not lifecycle.is_whole_number(limit) or not 1 <= limit <= MAX_CLAIM_BATCH:
             raise InvalidTask(f"'max_tasks' must be a whole number from 1 to {MAX_CLAIM_BATCH}")
-        types = None if types is None else list(types)
+        if types is not None:
+            types = list(types)
         store = self.store
         with store.transaction():
             now = self.clock()
@@ -185,9 +188,12 @@ class TaskQueue:
         """Promote and expire what is due at ``now``: (how many promoted, how many expired)."""
         store = self.store
         promoted = store.due_scheduled(now)
+        expired = store.expired_leases(now)
+        if not (promoted or expired):
+            return 0, 0  # as good as always, before a claim: nothing to do
         for task in promoted:
             store.update(lifecycle.promote(task, now))
-        expired = store.expired_leases(now)
+        # The scheduled tasks just promoted cannot be among the expired leases.
         for task in expired:
             store.update(lifecycle.expire(task, now, self.rng))
         return len(promoted), len(expired)

@@ -9,9 +9,13 @@ from queue_system import Backoff, ManualClock, MemoryStore, SQLiteStore, TaskQue
 START = 1_700_000_000.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "memory-one-thread", "sqlite"])
 def store(request, tmp_path):
-    store = MemoryStore() if request.param == "memory" else SQLiteStore(str(tmp_path / "q.db"))
+    # "memory-one-thread" is the simulation's store: the same code without its locks.
+    if request.param == "sqlite":
+        store = SQLiteStore(str(tmp_path / "q.db"))
+    else:
+        store = MemoryStore(threadsafe=request.param == "memory")
     yield store
     store.close()
 
