@@ -84,6 +84,46 @@ def run_sim_without_queue(n: int, seed: int) -> dict:
             "mean_wait": result.summary["mean_wait"]}
 
 
+def run_queue_ops(n: int, seed: int) -> dict:
+    """Diagnostic only: what each TaskQueue call costs as the model makes it (one-thread
+    memory store, sequential ids, a short queue, collector paused as during a run), in us.
+
+    Each call is timed on its own, and the timer's own cost is taken off."""
+    import gc
+    import random
+    from queue_system.queue import TaskQueue, sequential_ids
+    from queue_system.stores.memory import MemoryStore
+
+    clock = [0.0]
+    queue = TaskQueue(MemoryStore(threadsafe=False), lambda: clock[0], rng=random.Random(seed),
+                      make_id=sequential_ids(), make_lease_id=sequential_ids("lease-"))
+    tick = time.perf_counter_ns
+    spent = dict.fromkeys(("submit", "claim", "complete", "empty claim", "timer"), 0)
+    rounds = min(n, 50_000)
+    gc.disable()
+    for i in range(rounds):
+        clock[0] += 1 / LAM  # leases run out behind, as in the model: stale entries to drop
+        t0 = tick()
+        queue.submit("task", i, priority="normal", max_retries=3)
+        t1 = tick()
+        task = queue.claim("worker-1")[0]
+        t2 = tick()
+        queue.complete(task.id, task.lease_id)
+        t3 = tick()
+        queue.claim("worker-1")
+        t4 = tick()
+        tick()
+        t5 = tick()
+        spent["submit"] += t1 - t0
+        spent["claim"] += t2 - t1
+        spent["complete"] += t3 - t2
+        spent["empty claim"] += t4 - t3
+        spent["timer"] += t5 - t4
+    gc.enable()
+    timer = spent.pop("timer")
+    return {name: (total - timer) / rounds / 1000 for name, total in spent.items()}
+
+
 def run_simpy_minimal(n: int, seed: int) -> dict:
     import random
     import simpy
@@ -149,7 +189,7 @@ def maxrss_sim(n: int, seed: int) -> dict:
 
 
 CONTENDERS = {"sim": run_sim, "simpy-minimal": run_simpy_minimal, "ciw": run_ciw,
-              "sim-no-queue": run_sim_without_queue,
+              "sim-no-queue": run_sim_without_queue, "queue-ops": run_queue_ops,
               "sim-memory": peak_memory_sim, "sim-rss": maxrss_sim}
 
 
@@ -201,6 +241,12 @@ def main(argv=None) -> None:
         print(f"  diagnostic: our model with TaskQueue replaced by a FIFO stub runs "
               f"{diag['tasks'] / diag['elapsed']:,.0f} tasks/s; per task, {per_task_model:.1f} us "
               f"of model machinery and {per_task_all - per_task_model:.1f} us in TaskQueue")
+    ops = min((in_subprocess("queue-ops", args.tasks, args.seed + i) for i in range(args.repeat)),
+              key=lambda out: sum(out.values()) if "error" not in out else float("inf"))
+    if "error" not in ops:
+        print("  diagnostic: TaskQueue per call, as the model calls it: "
+              + ", ".join(f"{name} {us:.1f} us" for name, us in ops.items())
+              + " (a task takes a submit, a claim, a complete, and an empty claim now and then)")
     memory = in_subprocess("sim-memory", args.tasks, args.seed)
     rss = in_subprocess("sim-rss", args.tasks, args.seed)
     if "error" not in memory and "error" not in rss:
