@@ -21,6 +21,7 @@ due, a lease ends), never a polling tick.
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import random
@@ -60,9 +61,13 @@ class Model:
         self.scenario = sc = scenario
         self.seed = sc.seed if seed is None else seed
         self.env = env = simpy.Environment()
-        self.store = MemoryStore(threadsafe=False)  # SimPy runs the whole model in one thread
-        # The queue under test, on SimPy's clock. Its rng draws backoff jitter.
-        self.queue = TaskQueue(self.store, lambda: env.now, backoff=sc.backoff,
+        # SimPy runs the whole model in one thread: no locks. The model keeps its own
+        # records, so the store may forget completed tasks and hold only those in play.
+        self.store = MemoryStore(threadsafe=False, keep_completed=False)
+        # The queue under test, on SimPy's clock (``getattr(env, "now")``, a lambda's frame
+        # less on every queue call). Its rng draws backoff jitter.
+        self.queue = TaskQueue(self.store, functools.partial(getattr, env, "now"),
+                               backoff=sc.backoff,
                                lease_seconds=sc.lease_seconds,
                                rng=random.Random(self._seed("queue")),
                                make_id=sequential_ids(),
@@ -322,11 +327,11 @@ class Model:
         """
         rec = self.rec
         for row, (task_id, dead_lease) in list(self.orphans.items()):
-            task = self.store.get(task_id)
-            if task.status == "processing" and task.lease_id == dead_lease:
+            task = self.store.get(task_id)  # None: completed by another worker since
+            if task is not None and task.status == "processing" and task.lease_id == dead_lease:
                 continue  # the lease has not run out yet
             del self.orphans[row]
-            if task.status == "failed" and rec.status[row] == R.IN_SYSTEM:
+            if task is not None and task.status == "failed" and rec.status[row] == R.IN_SYSTEM:
                 rec.status[row] = R.DEAD
                 rec.finished[row] = task.finished_at
                 self.finished += 1

@@ -13,6 +13,12 @@ notebooks and tests. Operations are serialised by a lock, so threads may
 share it (``MemoryStore(threadsafe=False)`` does without, for a single
 thread such as the simulation's); a transaction cannot be rolled back,
 which is safe because the queue checks every rule before it writes.
+
+``MemoryStore(keep_completed=False)`` forgets a task once it is completed,
+as queues that drop finished jobs do (RQ's ``result_ttl=0``): it is still
+counted, but ``get`` and ``list`` no longer find it, and its idempotency key
+is free again. A long simulation, which keeps its own records, then holds
+only the tasks still in play, and runs faster for it.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ class MemoryStore(Store):
     with a leading underscore; those bodies assume the lock is held (or not needed).
     """
 
-    def __init__(self, threadsafe: bool = True):
+    def __init__(self, threadsafe: bool = True, keep_completed: bool = True):
         self._tasks: Dict[str, Task] = {}
         self._seq: Dict[str, int] = {}
         self._by_key: Dict[str, str] = {}
@@ -43,6 +49,7 @@ class MemoryStore(Store):
         self._leases: list = []             # heap of (lease_expires_at, seq, version, id)
         self._counts = dict.fromkeys(STATUSES, 0)
         self._next_seq = itertools.count()
+        self._keep_completed = keep_completed
         self._lock = threading.RLock()
         if not threadsafe:
             # One thread only: no lock at all. Even entering a lock that does nothing costs
@@ -91,6 +98,11 @@ class MemoryStore(Store):
             counts[status] += 1
         if status != "completed":  # a finished task is in no heap: nothing to index
             self._index(task)
+        elif not self._keep_completed:
+            # Its heap entries, all stale now, go when they reach the top (see _top).
+            del tasks[task.id], self._seq[task.id]
+            if task.idempotency_key is not None:
+                del self._by_key[task.idempotency_key]
 
     def _index(self, task: Task) -> None:
         status = task.status
@@ -110,11 +122,15 @@ class MemoryStore(Store):
     # -- candidates -------------------------------------------------------------
 
     def _top(self, heap: list) -> Optional[tuple]:
-        """The heap's first entry that is still current, dropping stale ones."""
+        """The heap's first entry that is still current, dropping stale ones.
+
+        An entry is stale when its task has a newer version, or is gone (completed
+        and forgotten)."""
         tasks = self._tasks
         while heap:
             entry = heap[0]
-            if tasks[entry[-1]].version == entry[-2]:
+            task = tasks.get(entry[-1])
+            if task is not None and task.version == entry[-2]:
                 return entry
             heapq.heappop(heap)
         return None
@@ -135,7 +151,8 @@ class MemoryStore(Store):
             for heap in heaps:
                 while heap:
                     entry = heap[0]
-                    if tasks[entry[4]].version == entry[3]:
+                    task = tasks.get(entry[4])
+                    if task is not None and task.version == entry[3]:
                         if best is None or entry < best:
                             best = entry
                         break
@@ -199,7 +216,8 @@ class MemoryStore(Store):
         tasks, heappop = self._tasks, heapq.heappop
         while True:
             entry = heap[0]
-            if tasks[entry[3]].version == entry[2]:
+            task = tasks.get(entry[3])
+            if task is not None and task.version == entry[2]:
                 return self._due(heap, now, limit, strict=True)
             heappop(heap)
             if not heap or heap[0][0] >= now:
