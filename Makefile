@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 
-.PHONY: demo test serve worker bench clean
+.PHONY: demo test serve worker bench notebook clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ worker: $(VENV)/.installed  ## one worker against http://127.0.0.1:3000
 
 bench: $(VENV)/.installed  ## the benchmarks against the peers (slow; not part of the tests)
 	$(PY) bench/run_all.py
+
+notebook: $(VENV)/.installed  ## rerun the notebooks and save them with their outputs
+	$(PY) notebooks/execute.py notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) data
