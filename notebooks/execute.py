@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellControlSignal, CellExecutionError, DeadKernelError
 
 CELL_TIMEOUT = 300  # seconds
 
@@ -31,8 +31,10 @@ def execute(path: Path) -> bool:
     started = time.monotonic()
     try:
         client.execute()
-    except CellExecutionError as error:
-        print(f"{path}: a cell raised; the file is left unchanged.\n{error}", file=sys.stderr)
+    except (CellExecutionError, CellControlSignal, DeadKernelError) as error:
+        # A cell raised, ran past CELL_TIMEOUT, or took the kernel down.
+        print(f"{path}: {type(error).__name__}; the file is left unchanged.\n{error}",
+              file=sys.stderr)
         return False
     nbformat.write(notebook, path)
     print(f"{path}: ran in {time.monotonic() - started:.1f} s, "

@@ -117,7 +117,9 @@ class Model:
         env.process(self._sampler(every))
         # Python's cycle collector would walk every task the queue keeps, again and again,
         # as the run allocates: about a tenth of the run's time, to find nothing, since the
-        # model makes no reference cycles per task. It is paused for the run only.
+        # model makes no reference cycles per task. It is paused for the run only (the
+        # collector belongs to the whole process: run models in processes, as
+        # ``replications`` does, not in threads).
         collecting = gc.isenabled()
         gc.disable()
         try:

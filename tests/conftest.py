@@ -11,7 +11,8 @@ START = 1_700_000_000.0
 
 @pytest.fixture(params=["memory", "memory-one-thread", "sqlite"])
 def store(request, tmp_path):
-    # "memory-one-thread" is the simulation's store: the same code without its locks.
+    # "memory-one-thread": the same code without its locks, as the simulation runs it
+    # (which also forgets completed tasks: see test_memory_store.py).
     if request.param == "sqlite":
         store = SQLiteStore(str(tmp_path / "q.db"))
     else:

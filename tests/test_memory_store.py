@@ -97,3 +97,23 @@ def test_an_expired_lease_still_comes_back(forgetful):
     clock.advance(31)
     again, = queue.claim("w")
     assert (again.id, again.attempts, again.retries) == (task.id, 2, 1)
+
+
+def test_a_forgotten_id_used_again_is_a_new_task(forgetful):
+    """Two queues with their own sequential ids on one store: the second makes ``task-1``
+    again after the first ``task-1`` was forgotten. The old task's leftover heap entries
+    (same id, same versions) must not pass for the new task's."""
+    queue, store, clock = forgetful
+    old, _ = queue.submit("email", "old", priority="normal")
+    run_one(queue)                                     # old task-1: completed, forgotten
+    other = TaskQueue(store, clock, lease_seconds=30, make_id=sequential_ids())
+    again, created = other.submit("email", "new", priority="low")
+    assert created and again.id == old.id
+    urgent, _ = queue.submit("email", "urgent", priority="normal")
+    assert [t.payload for t in store.next_pending(limit=3)] == ["urgent", "new"]
+    clock.advance(20)                                  # the old lease ended at 30 s
+    held = queue.claim("w", limit=3)
+    assert [t.payload for t in held] == ["urgent", "new"]
+    clock.advance(15)                                  # past the old lease, not the new ones
+    assert queue.stats()["processing"] == 2
+    assert queue.sweep() == {"promoted": 0, "expired": 0}

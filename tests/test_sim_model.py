@@ -194,3 +194,32 @@ def test_a_crash_on_the_last_attempt_dead_letters_through_the_lease_and_the_run_
     assert set(dead.index) == set(crashed.index)
     # Dead-lettered by the lease's end, not by the crash itself.
     assert (dead.finished > crashed.loc[dead.index, "start"] + scenario.lease_seconds).all()
+
+
+def test_the_cycle_collector_is_paused_for_the_run_only():
+    """The model pauses Python's cycle collector while it runs: on again after a run,
+    after a run that raised, and left off if it was off."""
+    import gc
+
+    class Boom(Exception):
+        pass
+
+    assert gc.isenabled()
+    seen = []
+    model = Model(small("steady", duration=60.0, warmup=0.0))
+    model.env.timeout(10).callbacks.append(lambda _: seen.append(gc.isenabled()))
+    model.run()
+    assert seen == [False] and gc.isenabled()
+
+    failing = Model(small("steady", duration=60.0, warmup=0.0))
+    failing.env.timeout(10).callbacks.append(lambda _: (_ for _ in ()).throw(Boom()))
+    with pytest.raises(Boom):
+        failing.run()
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        Model(small("steady", duration=60.0, warmup=0.0)).run()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -6,9 +6,9 @@ so the smallest ticket, the next task to serve, is always on top and equal
 priorities stay first-in first-out. Scheduled tasks wait on a heap ordered
 by ``execute_at``, leases on a heap ordered by expiry.
 
-Heaps are cleaned lazily: an entry remembers the task version it was made
-for, and an entry whose task has moved on since is dropped when it reaches
-the top. Nothing survives the process: this store is for the simulation,
+Heaps are cleaned lazily: an entry holds the very task record it was made
+for, and an entry whose task has moved on since (a newer record, or none)
+is dropped when it reaches the top. Nothing survives the process: this store is for the simulation,
 notebooks and tests. Operations are serialised by a lock, so threads may
 share it (``MemoryStore(threadsafe=False)`` does without, for a single
 thread such as the simulation's); a transaction cannot be rolled back,
@@ -16,8 +16,8 @@ which is safe because the queue checks every rule before it writes.
 
 ``MemoryStore(keep_completed=False)`` forgets a task once it is completed,
 as queues that drop finished jobs do (RQ's ``result_ttl=0``): it is still
-counted, but ``get`` and ``list`` no longer find it, and its idempotency key
-is free again. A long simulation, which keeps its own records, then holds
+counted, but ``get`` and ``list`` no longer find it (so reporting on it
+again is a 404, not a 409), and its id and idempotency key are free again. A long simulation, which keeps its own records, then holds
 only the tasks still in play, and runs faster for it.
 """
 
@@ -34,7 +34,12 @@ from .base import Store
 
 
 class MemoryStore(Store):
-    """Tasks in a dict; heaps of (key..., version, id) entries find candidates fast.
+    """Tasks in a dict; heaps of (key..., seq, version, task) entries find candidates fast.
+
+    An entry is current while the task it holds is the very record stored
+    (``is``): a record is never reused, so neither a later version nor a new
+    task under a forgotten task's id can pass for it. ``seq`` and ``version``
+    settle ties before the record itself would be compared.
 
     A public method that takes the lock runs its body, the method of the same name
     with a leading underscore; those bodies assume the lock is held (or not needed).
@@ -44,18 +49,18 @@ class MemoryStore(Store):
         self._tasks: Dict[str, Task] = {}
         self._seq: Dict[str, int] = {}
         self._by_key: Dict[str, str] = {}
-        self._ready: Dict[str, list] = {}   # task type -> heap of (rank, execute_at, seq, version, id)
-        self._scheduled: list = []          # heap of (execute_at, seq, version, id)
-        self._leases: list = []             # heap of (lease_expires_at, seq, version, id)
+        self._ready: Dict[str, list] = {}   # task type -> heap of (rank, execute_at, seq, version, task)
+        self._scheduled: list = []          # heap of (execute_at, seq, version, task)
+        self._leases: list = []             # heap of (lease_expires_at, seq, version, task)
         self._counts = dict.fromkeys(STATUSES, 0)
         self._next_seq = itertools.count()
         self._keep_completed = keep_completed
         self._lock = threading.RLock()
         if not threadsafe:
-            # One thread only: no lock at all. Even entering a lock that does nothing costs
-            # about as much as a heap push, and the operations below run for every task,
-            # so they are replaced by their lock-free bodies. ``transaction()`` still hands
-            # out the lock: entering a C lock costs less than a ``nullcontext``.
+            # One thread only: the operations below, which run for every task, are replaced
+            # by their lock-free bodies (taking even an uncontended lock costs about as much
+            # as a heap push). The rarer ones keep the lock, and ``transaction()`` still
+            # hands it out: entering a C lock costs less than a ``nullcontext``.
             self.insert, self.update = self._insert, self._update
             self.next_pending, self.next_wakeup = self._next_pending, self._next_wakeup
             self.due_scheduled, self.expired_leases = self._due_scheduled, self._expired_leases
@@ -111,26 +116,26 @@ class MemoryStore(Store):
             if heap is None:
                 heap = self._ready[task.type] = []
             heapq.heappush(heap, (PRIORITY_RANK[task.priority], task.execute_at,
-                                  self._seq[task.id], task.version, task.id))
+                                  self._seq[task.id], task.version, task))
         elif status == "processing":
             heapq.heappush(self._leases, (task.lease_expires_at, self._seq[task.id],
-                                          task.version, task.id))
+                                          task.version, task))
         elif status == "scheduled":
             heapq.heappush(self._scheduled, (task.execute_at, self._seq[task.id],
-                                             task.version, task.id))
+                                             task.version, task))
 
     # -- candidates -------------------------------------------------------------
 
     def _top(self, heap: list) -> Optional[tuple]:
         """The heap's first entry that is still current, dropping stale ones.
 
-        An entry is stale when its task has a newer version, or is gone (completed
-        and forgotten)."""
+        An entry is stale when its task has a newer record, or none (completed and
+        forgotten)."""
         tasks = self._tasks
         while heap:
             entry = heap[0]
-            task = tasks.get(entry[-1])
-            if task is not None and task.version == entry[-2]:
+            task = entry[-1]
+            if tasks.get(task.id) is task:
                 return entry
             heapq.heappop(heap)
         return None
@@ -151,13 +156,13 @@ class MemoryStore(Store):
             for heap in heaps:
                 while heap:
                     entry = heap[0]
-                    task = tasks.get(entry[4])
-                    if task is not None and task.version == entry[3]:
+                    task = entry[4]
+                    if tasks.get(task.id) is task:
                         if best is None or entry < best:
                             best = entry
                         break
-                    heappop(heap)  # the task was claimed since: a stale entry
-            return [] if best is None else [tasks[best[4]]]
+                    heappop(heap)  # a stale entry: the task was claimed since
+            return [] if best is None else [best[4]]
         heaps = list(heaps)
         found, taken = [], []
         while len(found) < limit:
@@ -169,7 +174,7 @@ class MemoryStore(Store):
             if best is None:
                 break
             taken.append((best_heap, heapq.heappop(best_heap)))
-            found.append(self._tasks[best[-1]])
+            found.append(best[-1])
         # Reading must not change the index: put back what we looked at.
         for heap, entry in taken:
             heapq.heappush(heap, entry)
@@ -183,7 +188,7 @@ class MemoryStore(Store):
             if entry is None or entry[0] > now or (strict and entry[0] == now):
                 break
             taken.append(heapq.heappop(heap))
-            found.append(self._tasks[entry[-1]])
+            found.append(entry[-1])
         for entry in taken:
             heapq.heappush(heap, entry)
         return found
@@ -216,8 +221,8 @@ class MemoryStore(Store):
         tasks, heappop = self._tasks, heapq.heappop
         while True:
             entry = heap[0]
-            task = tasks.get(entry[3])
-            if task is not None and task.version == entry[2]:
+            task = entry[3]
+            if tasks.get(task.id) is task:
                 return self._due(heap, now, limit, strict=True)
             heappop(heap)
             if not heap or heap[0][0] >= now:
@@ -241,7 +246,7 @@ class MemoryStore(Store):
 
     def get_by_idempotency_key(self, key: str) -> Optional[Task]:
         task_id = self._by_key.get(key)
-        return None if task_id is None else self._tasks[task_id]
+        return None if task_id is None else self._tasks.get(task_id)
 
     def list(self, status=None, type=None, limit=100, offset=0) -> List[Task]:
         with self._lock:

@@ -1,0 +1,48 @@
+"""The records that new_task, claim and complete spell out field by field.
+
+For speed they build each record as one positional tuple; here each is
+compared with the same record made the slow, named way (keyword arguments,
+``_replace``), from inputs whose every field holds a distinct value, so a
+field moved, dropped or swapped cannot go unnoticed.
+"""
+
+from queue_system import lifecycle
+from queue_system.task import Task
+
+
+def a_pending_task() -> Task:
+    # Every field distinct, and none at its default: a swap of any two shows.
+    return Task(id="task-9", type="email", payload={"to": "a@example.com"}, status="pending",
+                priority="low", created_at=1.0, execute_at=2.0, retries=1, max_retries=7,
+                attempts=3, result=None, error="an earlier error", worker_id="worker-old",
+                lease_id=None, lease_expires_at=None, claimed_at=1.5, finished_at=None,
+                updated_at=2.5, idempotency_key="key-9", version=4)
+
+
+def test_new_task_is_the_record_named_field_by_field():
+    made = lifecycle.new_task("task-1", "report", {"id": 3}, 100.0, "high", 5, None, "key-1")
+    assert type(made) is Task and len(made) == len(Task._fields)
+    assert made == Task(id="task-1", type="report", payload={"id": 3}, status="pending",
+                        priority="high", created_at=100.0, execute_at=100.0, retries=0,
+                        max_retries=5, attempts=0, updated_at=100.0, idempotency_key="key-1",
+                        version=0)
+    later = lifecycle.new_task("task-2", "report", None, 100.0, "normal", 3, 160.0)
+    assert (later.status, later.execute_at, later.idempotency_key) == ("scheduled", 160.0, None)
+
+
+def test_claim_changes_exactly_the_claim_fields():
+    task = a_pending_task()
+    claimed = lifecycle.claim(task, 10.0, "worker-2", "lease-2", 30.0)
+    assert type(claimed) is Task
+    assert claimed == task._replace(status="processing", attempts=4, worker_id="worker-2",
+                                    lease_id="lease-2", lease_expires_at=40.0, claimed_at=10.0,
+                                    updated_at=10.0, version=5)
+
+
+def test_complete_changes_exactly_the_completion_fields():
+    claimed = lifecycle.claim(a_pending_task(), 10.0, "worker-2", "lease-2", 30.0)
+    done = lifecycle.complete(claimed, 12.0, "lease-2", {"sent": True})
+    assert type(done) is Task
+    assert done == claimed._replace(status="completed", result={"sent": True}, lease_id=None,
+                                    lease_expires_at=None, finished_at=12.0, updated_at=12.0,
+                                    version=6)
