@@ -292,7 +292,8 @@ def test_store_refuses_a_write_based_on_a_stale_read(queue, store):
 
 
 @pytest.mark.parametrize("bad", [
-    dict(type=""), dict(type=5), dict(type="x" * 201), dict(priority="urgent"),
+    dict(type=""), dict(type=" "), dict(type=5), dict(type="x" * 201), dict(priority="urgent"),
+    dict(priority=["high"]), dict(priority=None),
     dict(max_retries=0), dict(max_retries="3"), dict(max_retries=True),
     dict(execute_at="tomorrow"), dict(execute_at=float("nan")), dict(idempotency_key=""),
 ])
@@ -310,8 +311,9 @@ def test_invalid_claims(queue):
     for lease in (0, 1e-9, 0.5, float("nan"), float("inf"), 10 ** 9):
         with pytest.raises(InvalidTask):
             queue.claim("w", lease_seconds=lease)
-    with pytest.raises(InvalidTask):
-        queue.claim("w", limit=0)
+    for limit in (0, 1001, True, 1.0, "1"):
+        with pytest.raises(InvalidTask):
+            queue.claim("w", limit=limit)
 
 
 @pytest.mark.parametrize("text", ["fixed:nan", "fixed:inf", "exponential:1:nan", "exponential:inf",
