@@ -77,16 +77,13 @@ class TaskQueue:
         task is returned with ``created=False``: a producer may safely resend.
         ``delay`` (seconds from now) is another way to give ``execute_at``.
         """
-        if delay is None and idempotency_key is None:
-            # The common case, kept short: it runs for every task.
-            task = lifecycle.new_task(self.make_id(), type, payload, self.clock(), priority,
-                                      max_retries, execute_at)
+        task = self._new_task(type, payload, priority, max_retries, execute_at, delay,
+                              idempotency_key)
+        if idempotency_key is None:
             # One insert is atomic by itself: no transaction around it, which
             # spares the store a BEGIN and a COMMIT on the busiest path.
             self.store.insert(task)
             return task, True
-        task = self._new_task(type, payload, priority, max_retries, execute_at, delay,
-                              idempotency_key)
         with self.store.transaction():  # look up the key and insert, at once
             return self._insert(task)
 
@@ -188,12 +185,9 @@ class TaskQueue:
         """Promote and expire what is due at ``now``: (how many promoted, how many expired)."""
         store = self.store
         promoted = store.due_scheduled(now)
-        expired = store.expired_leases(now)
-        if not (promoted or expired):
-            return 0, 0  # as good as always, before a claim: nothing to do
         for task in promoted:
             store.update(lifecycle.promote(task, now))
-        # The scheduled tasks just promoted cannot be among the expired leases.
+        expired = store.expired_leases(now)
         for task in expired:
             store.update(lifecycle.expire(task, now, self.rng))
         return len(promoted), len(expired)

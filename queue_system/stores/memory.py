@@ -8,8 +8,8 @@ by ``execute_at``, leases on a heap ordered by expiry.
 
 Heaps are cleaned lazily: an entry holds the very task record it was made
 for, and an entry whose task has moved on since (a newer record, or none)
-is dropped when it reaches the top. Nothing survives the process: this store is for the simulation,
-notebooks and tests. Operations are serialised by a lock, so threads may
+is dropped when it reaches the top. Nothing survives the process: this
+store is for the simulation, notebooks and tests. Operations are serialised by a lock, so threads may
 share it (``MemoryStore(threadsafe=False)`` does without, for a single
 thread such as the simulation's); a transaction cannot be rolled back,
 which is safe because the queue checks every rule before it writes.
@@ -17,8 +17,9 @@ which is safe because the queue checks every rule before it writes.
 ``MemoryStore(keep_completed=False)`` forgets a task once it is completed,
 as queues that drop finished jobs do (RQ's ``result_ttl=0``): it is still
 counted, but ``get`` and ``list`` no longer find it (so reporting on it
-again is a 404, not a 409), and its id and idempotency key are free again. A long simulation, which keeps its own records, then holds
-only the tasks still in play, and runs faster for it.
+again is a 404, not a 409), and its id and idempotency key are free again.
+A long simulation, which keeps its own records, then holds only the tasks
+still in play, and runs faster for it.
 """
 
 from __future__ import annotations
@@ -148,21 +149,14 @@ class MemoryStore(Store):
         heaps = self._ready.values() if types is None else \
             [self._ready[t] for t in types if t in self._ready]
         if limit == 1:
-            # The common case (one worker, one task), run for every task: the best
-            # current top is the answer, no need to pop entries and push them back.
-            # ``_top`` is spelt out here, a call less per heap.
-            tasks, heappop = self._tasks, heapq.heappop
+            # The common case (one worker, one task): the best top is the answer,
+            # no need to pop entries and push them back.
             best = None
             for heap in heaps:
-                while heap:
-                    entry = heap[0]
-                    task = entry[4]
-                    if tasks.get(task.id) is task:
-                        if best is None or entry < best:
-                            best = entry
-                        break
-                    heappop(heap)  # a stale entry: the task was claimed since
-            return [] if best is None else [best[4]]
+                entry = self._top(heap)
+                if entry is not None and (best is None or entry < best):
+                    best = entry
+            return [] if best is None else [best[-1]]
         heaps = list(heaps)
         found, taken = [], []
         while len(found) < limit:
@@ -216,17 +210,12 @@ class MemoryStore(Store):
         heap = self._leases
         if not heap or heap[0][0] >= now:
             return []
-        # Past entries are nearly all stale: the lease of a task completed since. Drop
-        # them here, the cheap way, and look further only for a lease that truly ran out.
-        tasks, heappop = self._tasks, heapq.heappop
-        while True:
-            entry = heap[0]
-            task = entry[3]
-            if tasks.get(task.id) is task:
-                return self._due(heap, now, limit, strict=True)
-            heappop(heap)
-            if not heap or heap[0][0] >= now:
-                return []
+        # Past entries are nearly all stale: the lease of a task completed since.
+        # Once ``_top`` has dropped them, look further only if a lease truly ran out.
+        entry = self._top(heap)
+        if entry is None or entry[0] >= now:
+            return []
+        return self._due(heap, now, limit, strict=True)
 
     def next_wakeup(self) -> Optional[float]:
         with self._lock:
