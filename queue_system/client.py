@@ -19,6 +19,11 @@ import httpx
 from .task import Task
 
 
+def _path_part(task_id: str) -> str:
+    """A task id as one URL path segment: ``/``, ``?`` or ``#`` in it stay part of the id."""
+    return quote(task_id, safe="")
+
+
 class ApiError(Exception):
     """The server refused the request; ``status`` is the HTTP code."""
 
@@ -100,18 +105,18 @@ class QueueClient:
         body = {"lease_id": lease_id}
         if lease_seconds is not None:
             body["lease_seconds"] = lease_seconds
-        return Task.from_dict(self._call("POST", f"/tasks/{quote(task_id, safe='')}/heartbeat", body))
+        return Task.from_dict(self._call("POST", f"/tasks/{_path_part(task_id)}/heartbeat", body))
 
     def complete(self, task_id: str, lease_id: str, result: Any = None) -> Task:
-        return Task.from_dict(self._call("POST", f"/tasks/{quote(task_id, safe='')}/complete",
+        return Task.from_dict(self._call("POST", f"/tasks/{_path_part(task_id)}/complete",
                                          {"lease_id": lease_id, "result": result}))
 
     def fail(self, task_id: str, lease_id: str, error: Optional[str] = None) -> Task:
-        return Task.from_dict(self._call("POST", f"/tasks/{quote(task_id, safe='')}/fail",
+        return Task.from_dict(self._call("POST", f"/tasks/{_path_part(task_id)}/fail",
                                          {"lease_id": lease_id, "error": error}))
 
     def release(self, task_id: str, lease_id: str) -> Task:
-        return Task.from_dict(self._call("POST", f"/tasks/{quote(task_id, safe='')}/release",
+        return Task.from_dict(self._call("POST", f"/tasks/{_path_part(task_id)}/release",
                                          {"lease_id": lease_id}))
 
     def ack(self, acks: List[dict]) -> List[dict]:
@@ -121,7 +126,7 @@ class QueueClient:
     # -- looking ------------------------------------------------------------------------
 
     def get(self, task_id: str) -> Task:
-        return Task.from_dict(self._call("GET", f"/tasks/{quote(task_id, safe='')}"))
+        return Task.from_dict(self._call("GET", f"/tasks/{_path_part(task_id)}"))
 
     def tasks(self, status: Optional[str] = None, type: Optional[str] = None,
               limit: int = 100, offset: int = 0) -> List[Task]:
@@ -147,7 +152,7 @@ class QueueClient:
         return [Task.from_dict(t) for t in answer["tasks"]]
 
     def retry_dead(self, task_id: str) -> Task:
-        return Task.from_dict(self._call("POST", f"/dead-letter/{quote(task_id, safe='')}/retry"))
+        return Task.from_dict(self._call("POST", f"/dead-letter/{_path_part(task_id)}/retry"))
 
     def stats(self) -> Dict[str, int]:
         return self._call("GET", "/stats")

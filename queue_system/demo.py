@@ -20,31 +20,29 @@ from collections import Counter
 from typing import List, Optional
 
 from .client import QueueClient, ServerUnreachable
-from .localhost import free_port
+from .localhost import free_port, wait_for
 
 BAR_WIDTH = 30
-
-
 
 
 def wait_until_healthy(client: QueueClient, process: subprocess.Popen, db: str,
                        seconds: float = 20) -> None:
     """Wait for *our* server: another one already on the port must not be mistaken for it."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    def answer():
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with code {process.returncode} "
                                "(is the port already taken?)")
         try:
-            store = client.health()["store"]
+            return client.health()["store"]
         except ServerUnreachable:
-            time.sleep(0.05)
-            continue
-        if store != f"sqlite:{db}":
-            raise RuntimeError(f"another server answers on {client.url} ({store}); "
-                               "choose another --port")
-        return
-    raise RuntimeError(f"the server did not answer within {seconds:.0f} s")
+            return None
+    try:
+        store = wait_for(answer, seconds, "the server")
+    except TimeoutError:
+        raise RuntimeError(f"the server did not answer within {seconds:.0f} s") from None
+    if store != f"sqlite:{db}":
+        raise RuntimeError(f"another server answers on {client.url} ({store}); "
+                           "choose another --port")
 
 
 def interrupt(signum, frame):

@@ -18,10 +18,6 @@ from queue_system.localhost import free_port, wait_for  # noqa: F401  (the tests
 ROOT = Path(__file__).resolve().parent.parent
 
 
-
-
-
-
 class LiveSystem:
     """Starts ``python -m queue_system`` processes; stops them all on exit."""
 
