@@ -10,7 +10,13 @@ worker), 200,000 tasks, the same for the three contenders:
 * ``ciw``: Ciw 3.x on the same network, records fetched at the end.
 
 Each contender runs in a fresh subprocess (so one's memory and warm caches
-do not help another), best of ``--repeat`` runs. Peak memory of our model
+do not help another), best of ``--repeat`` rounds in which each runs once.
+
+Where our model's time goes is shown as a staircase: the same model run
+around no queue (a FIFO stub), around a bare index of immutable records,
+around that index with the lifecycle's own transitions, and around the
+real ``TaskQueue`` (which adds ids, leases, the sweep, counts and version
+checks); beside it, the time per task each speed goal allows. Peak memory of our model
 is measured twice: tracemalloc's peak of Python allocations during the
 run (in its own subprocess, as tracemalloc slows the run down), and the
 process's peak resident size (``ru_maxrss``, interpreter and imports
@@ -48,40 +54,106 @@ def run_sim(n: int, seed: int) -> dict:
     return {"elapsed": elapsed, "tasks": done, "mean_wait": result.summary["mean_wait"]}
 
 
-def run_sim_without_queue(n: int, seed: int) -> dict:
-    """Diagnostic only: our model with TaskQueue swapped for a FIFO stub, to show how the
-    time splits between the model's machinery (SimPy, records) and the queue's rules."""
-    import collections
-    from queue_system.task import Task
+def _run_model_with(queue, n: int, seed: int) -> dict:
+    """Our model with ``queue`` in place of TaskQueue (diagnostics only)."""
     from sim import mmc
     from sim.model import Model
 
-    class FifoStub:
-        def __init__(self):
-            self.fifo = collections.deque()
-
-        def submit(self, type_, payload, **options):
-            self.fifo.append(payload)
-            return None, True
-
-        def claim(self, worker_id):
-            return [Task(id="stub", type="task", payload=self.fifo.popleft())] if self.fifo else []
-
-        def complete(self, *args):
-            return None
-
-        fail = heartbeat = complete  # never called: no failures, short tasks
-
-        def next_wakeup(self):
-            return None
-
     model = Model(mmc(LAM, MU, C, duration=None, max_tasks=n, sample_every=60.0, seed=seed))
-    model.queue = FifoStub()
+    model.queue = queue
     start = time.perf_counter()
     result = model.run()
     elapsed = time.perf_counter() - start
     return {"elapsed": elapsed, "tasks": int((result.tasks["status"] == "completed").sum()),
             "mean_wait": result.summary["mean_wait"]}
+
+
+class FifoStub:
+    """No queue at all: payloads in a deque. What is left is the model's own machinery."""
+
+    def __init__(self):
+        import collections
+        from queue_system.task import Task
+        self.fifo, self.task = collections.deque(), Task
+
+    def submit(self, type_, payload, **options):
+        self.fifo.append(payload)
+        return None, True
+
+    def claim(self, worker_id):
+        return [self.task(id="stub", type="task", payload=self.fifo.popleft())] if self.fifo else []
+
+    def complete(self, *args):
+        return None
+
+    fail = heartbeat = complete  # never called: no failures, short tasks
+
+    def next_wakeup(self):
+        return None
+
+
+class BareQueue(FifoStub):
+    """The least any queue of immutable task records does: a new record per step, kept in a
+    dict, the ready ones on a heap. With ``rules``, each record comes from the lifecycle's
+    own transition (``new_task``, ``claim``, ``complete``, with their checks); without, it
+    is built directly. No clock, ids, lease heap, sweep, counts or version check: those
+    are what TaskQueue adds on top."""
+
+    def __init__(self, rules: bool):
+        import heapq
+        import itertools
+        from queue_system import lifecycle
+        from queue_system.task import Task
+        self.rules, self.lifecycle, self.task, self.record = rules, lifecycle, Task, tuple.__new__
+        self.tasks, self.ready, self.push, self.pop = {}, [], heapq.heappush, heapq.heappop
+        self.ids = itertools.count()
+
+    def submit(self, type_, payload, priority="normal", max_retries=3):
+        task_id = next(self.ids)
+        if self.rules:
+            task = self.lifecycle.new_task(task_id, type_, payload, 0.0, priority, max_retries)
+        else:  # the fields in Task's order, as the lifecycle builds its records
+            task = self.record(self.task, (task_id, type_, payload, "pending", priority, 0.0, 0.0,
+                                           0, max_retries, 0, None, None, None, None, None,
+                                           None, None, 0.0, None, 0))
+        self.tasks[task_id] = task
+        self.push(self.ready, (1, task_id, task))
+        return task, True
+
+    def claim(self, worker_id):
+        if not self.ready:
+            return []
+        task = self.pop(self.ready)[-1]
+        if self.rules:
+            task = self.lifecycle.claim(task, 0.0, worker_id, "lease", 15.0)
+        else:
+            t = task
+            task = self.record(self.task, (t[0], t[1], t[2], "processing", t[4], t[5], t[6], t[7],
+                                           t[8], t[9] + 1, None, None, worker_id, "lease", 15.0,
+                                           0.0, None, 0.0, t[18], t[19] + 1))
+        self.tasks[task.id] = task
+        return [task]
+
+    def complete(self, task_id, lease_id):
+        task = self.tasks.pop(task_id)
+        if self.rules:
+            return self.lifecycle.complete(task, 0.0, lease_id, None)
+        t = task
+        return self.record(self.task, (t[0], t[1], t[2], "completed", t[4], t[5], t[6], t[7], t[8],
+                                       t[9], None, None, t[12], None, None, t[15], 0.0, 0.0,
+                                       t[18], t[19] + 1))
+
+
+def run_sim_without_queue(n: int, seed: int) -> dict:
+    return _run_model_with(FifoStub(), n, seed)
+
+
+def run_sim_bare_index(n: int, seed: int) -> dict:
+    return _run_model_with(BareQueue(rules=False), n, seed)
+
+
+def run_sim_bare_rules(n: int, seed: int) -> dict:
+    return _run_model_with(BareQueue(rules=True), n, seed)
 
 
 def run_queue_ops(n: int, seed: int) -> dict:
@@ -190,7 +262,8 @@ def maxrss_sim(n: int, seed: int) -> dict:
 
 
 CONTENDERS = {"sim": run_sim, "simpy-minimal": run_simpy_minimal, "ciw": run_ciw,
-              "sim-no-queue": run_sim_without_queue, "queue-ops": run_queue_ops,
+              "sim-no-queue": run_sim_without_queue, "sim-bare-index": run_sim_bare_index,
+              "sim-bare-rules": run_sim_bare_rules, "queue-ops": run_queue_ops,
               "sim-memory": peak_memory_sim, "sim-rss": maxrss_sim}
 
 
@@ -216,33 +289,42 @@ def main(argv=None) -> None:
 
     print(f"M/M/{C}, lambda={LAM}/s, mu={MU}/s (utilisation {LAM / (C * MU):.1f}), "
           f"{args.tasks:,} tasks, best of {args.repeat}; Python {sys.version.split()[0]}")
-    rates = {}
-    for name in ("sim", "simpy-minimal", "ciw"):
-        best = None
-        for i in range(args.repeat):
+    # Round by round, each contender once per round: a slow spell of this shared machine
+    # then falls on all of them rather than on whichever happened to be running.
+    contenders = ("sim", "simpy-minimal", "ciw", "sim-no-queue", "sim-bare-index",
+                  "sim-bare-rules")
+    best: dict = {}
+    for i in range(args.repeat):
+        for name in contenders:
+            if "error" in best.get(name, {}):
+                continue  # skipped (Ciw not installed, say): no use trying again
             out = in_subprocess(name, args.tasks, args.seed + i)
-            if "error" in out:
-                break
-            if best is None or out["elapsed"] < best["elapsed"]:
-                best = out
-        if best is None:
+            if "error" in out or name not in best or out["elapsed"] < best[name]["elapsed"]:
+                best[name] = out
+    rates = {name: out["tasks"] / out["elapsed"] for name, out in best.items() if "error" not in out}
+    for name in ("sim", "simpy-minimal", "ciw"):
+        out = best[name]
+        if "error" in out:
             print(f"  {name:<14} skipped: {out['error']}")
             continue
-        rates[name] = best["tasks"] / best["elapsed"]
-        print(f"  {name:<14} {rates[name]:>9,.0f} tasks/s  ({best['elapsed']:.2f} s, "
-              f"{best['tasks']:,} tasks, mean wait {best['mean_wait']:.3f} s)")
+        print(f"  {name:<14} {rates[name]:>9,.0f} tasks/s  ({out['elapsed']:.2f} s, "
+              f"{out['tasks']:,} tasks, mean wait {out['mean_wait']:.3f} s)")
     if "sim" in rates:
         for peer in ("simpy-minimal", "ciw"):
             if peer in rates:
                 print(f"  sim / {peer}: {rates['sim'] / rates[peer]:.2f}x")
-    diag = min((in_subprocess("sim-no-queue", args.tasks, args.seed + i) for i in range(args.repeat)),
-               key=lambda out: out.get("elapsed", float("inf")))
-    if "error" not in diag and "sim" in rates:
-        per_task_all = 1e6 / rates["sim"]
-        per_task_model = 1e6 * diag["elapsed"] / diag["tasks"]
-        print(f"  diagnostic: our model with TaskQueue replaced by a FIFO stub runs "
-              f"{diag['tasks'] / diag['elapsed']:,.0f} tasks/s; per task, {per_task_model:.1f} us "
-              f"of model machinery and {per_task_all - per_task_model:.1f} us in TaskQueue")
+    # Where a task's time goes: the same model around ever more of a queue.
+    us = {name: 1e6 / rate for name, rate in rates.items()}
+    steps = [("sim-no-queue", "no queue (a FIFO stub)"),
+             ("sim-bare-index", "a bare index (records in a dict, a heap)"),
+             ("sim-bare-rules", "that index with the lifecycle's transitions"),
+             ("sim", "TaskQueue, the real thing")]
+    if all(name in us for name, _ in steps):
+        print("  diagnostic: our model, us per task, around " + "; ".join(
+            f"{label} {us[name]:.1f}" for name, label in steps))
+        goals = [f"1x simpy-minimal {us['simpy-minimal']:.1f} us" if "simpy-minimal" in us else "",
+                 f"2.5x ciw {us['ciw'] / 2.5:.1f} us" if "ciw" in us else ""]
+        print("  the goals allow, per task: " + ", ".join(g for g in goals if g))
     ops = min((in_subprocess("queue-ops", args.tasks, args.seed + i) for i in range(args.repeat)),
               key=lambda out: sum(out.values()) if "error" not in out else float("inf"))
     if "error" not in ops:
