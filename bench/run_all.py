@@ -3,9 +3,10 @@
     python bench/run_all.py            # all of them (about 10 minutes)
     python bench/run_all.py store sim  # only some
 
-The simulation benchmark compares with Ciw, which is not a dependency of
-the project: it runs in its own venv, ``bench/.venv``, created here from
-``bench/requirements-bench.txt`` the first time.
+The peers (persist-queue, huey, Ciw) are not dependencies of the project:
+every benchmark runs in its own venv, ``bench/.venv``, created here from
+``bench/requirements-bench.txt`` the first time (the project's runtime
+requirements plus the peers).
 """
 
 import os
@@ -28,7 +29,7 @@ BENCHMARKS = {
 def bench_python() -> str:
     python = BENCH_VENV / "bin" / "python"
     if not python.exists():
-        print(f"creating {BENCH_VENV} for the simulation's peers (Ciw)...", flush=True)
+        print(f"creating {BENCH_VENV} for the benchmarks' peers...", flush=True)
         venv.create(BENCH_VENV, with_pip=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r",
                         str(HERE / "requirements-bench.txt")], check=True)
@@ -41,7 +42,7 @@ def main(names) -> int:
         if name not in BENCHMARKS:
             print(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
             return 2
-        python = bench_python() if name == "sim" else sys.executable
+        python = bench_python()
         print(f"\n=== {name}: {BENCHMARKS[name]} ===", flush=True)
         done = subprocess.run([python, str(HERE / BENCHMARKS[name])], cwd=ROOT,
                               env=dict(os.environ, PYTHONPATH=str(ROOT)))

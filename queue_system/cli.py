@@ -72,6 +72,18 @@ def backoff_policy(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def worker_name(text):
+    if not 1 <= len(text) <= 200:
+        raise argparse.ArgumentTypeError(f"must be 1 to 200 characters, not {text!r}")
+    return text
+
+
+def idempotency_key(text):
+    if not 1 <= len(text) <= 200:
+        raise argparse.ArgumentTypeError(f"must be 1 to 200 characters, not {text!r}")
+    return text
+
+
 def json_value(text):
     try:
         return json.loads(text)
@@ -110,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Claim tasks from the server, run the lesson's "
                                              "simulated handlers, report results.")
     add_url(worker)
-    worker.add_argument("--id", default=env("WORKER_ID", f"worker-{socket.gethostname()}-{os.getpid()}"),
-                        help="this worker's name (WORKER_ID)")
+    worker.add_argument("--id", type=worker_name,
+                        default=env("WORKER_ID", f"worker-{socket.gethostname()}-{os.getpid()}"),
+                        help="this worker's name, 1 to 200 characters (WORKER_ID)")
     worker.add_argument("--concurrency", type=positive(int),
                         default=env("WORKER_CONCURRENCY", "1"),
                         help="tasks run at once, one thread each (WORKER_CONCURRENCY; default 1)")
@@ -149,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="failures before the dead letter (default 3: at most 3 attempts)")
     submit.add_argument("--delay", type=within(float, 0, 10 ** 9),
                         help="run no sooner than this many seconds from now")
-    submit.add_argument("--key", help="idempotency key: resending with it adds nothing")
+    submit.add_argument("--key", type=idempotency_key,
+                        help="idempotency key, 1 to 200 characters: resending with it adds nothing")
     submit.add_argument("--count", type=positive(int), default=1, help="submit this many copies")
 
     stats = commands.add_parser("stats", help="counts per status")
@@ -184,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fast", action="store_true",
                       help="work 0.05-0.2 s instead of the lesson's 1-3 s")
     demo.add_argument("--workers", type=positive(int), default=3)
-    demo.add_argument("--reports", type=positive(int), default=10,
-                      help="how many report tasks (default 10, as in the lesson)")
+    demo.add_argument("--reports", type=positive(int, 100_000), default=10,
+                      help="how many report tasks (default 10, as in the lesson; at most 100,000)")
     demo.add_argument("--failure-rate", type=fraction, default=0.2)
     demo.add_argument("--port", type=PORT, default=0, help="server port (default: a free one)")
     demo.add_argument("--db", default=None, help="SQLite file (default: a temporary one)")
@@ -238,9 +252,12 @@ def run_worker(args) -> int:
     types = [t.strip() for t in args.types.split(",") if t.strip()] or None
     lease = float(args.lease) if args.lease is not None else None
     with QueueClient(args.url) as client:
-        Worker(client, args.id, lesson_handlers(work), concurrency=args.concurrency,
-               types=types, lease_seconds=lease, prefetch=args.prefetch,
-               poll_wait=args.poll_wait).run()
+        worker = Worker(client, args.id, lesson_handlers(work), concurrency=args.concurrency,
+                        types=types, lease_seconds=lease, prefetch=args.prefetch,
+                        poll_wait=args.poll_wait)
+        worker.run()
+    if worker.refused is not None:
+        raise worker.refused  # main() prints the server's reason and exits 1
     return 0
 
 
@@ -248,7 +265,7 @@ def run_submit(args) -> int:
     options = {"priority": args.priority, "max_retries": args.max_retries}
     if args.delay is not None:
         options["delay"] = args.delay
-    if args.key:
+    if args.key is not None:
         options["idempotency_key"] = args.key
     with QueueClient(args.url) as client:
         for _ in range(args.count):

@@ -73,6 +73,9 @@ def progress_line(stats: dict) -> str:
             f"dead letter {stats['failed']:2d}")
 
 
+BATCH = 1000  # tasks per submit_many request: the API's limit
+
+
 def lesson_tasks(reports: int) -> List[dict]:
     """The lesson's step 2: an email, an image, then reports 1..N."""
     return ([{"type": "email", "payload": {"to": "user@example.com", "subject": "Hello"}},
@@ -111,7 +114,9 @@ def run_demo(fast: bool = False, workers: int = 3, reports: int = 10, failure_ra
                 stdout=log, stderr=subprocess.STDOUT))
         say(f"Started {workers} workers (failure rate {failure_rate:.0%}, work "
             f"{'0.05-0.2' if fast else '1-3'} s per task); their logs: {log_path}")
-        tasks = client.submit_many(lesson_tasks(reports))
+        everything, tasks = lesson_tasks(reports), []
+        for start in range(0, len(everything), BATCH):  # the API takes up to 1000 at once
+            tasks += client.submit_many(everything[start:start + BATCH])
         say(f"Submitted {len(tasks)} tasks: 1 email, 1 image, {reports} reports\n")
         stats = watch(client, out)
         say("\nFinal stats:")

@@ -76,6 +76,9 @@ def test_dead_letter_list_and_retry(live):
     (["worker", "--concurrency", "0"], "more than 0"),
     (["serve", "--backoff", "sometimes"], "expected none"),
     (["launch"], "invalid choice"),
+    (["worker", "--id", ""], "1 to 200 characters"),
+    (["worker", "--id", "w" * 201], "1 to 200 characters"),
+    (["submit", "email", "--key", ""], "1 to 200 characters"),
 ])
 def test_bad_arguments_are_refused_with_a_message(args, expected):
     answer = cli(*args)
@@ -86,6 +89,15 @@ def test_bad_arguments_are_refused_with_a_message(args, expected):
 def test_bad_environment_values_are_refused_like_flags():
     answer = cli("serve", env={"PORT": "three thousand"})
     assert answer.returncode == 2 and "invalid int value" in answer.stderr
+    nameless = cli("worker", env={"WORKER_ID": ""})
+    assert nameless.returncode == 2 and "--id" in nameless.stderr
+
+
+def test_a_worker_whose_claims_are_refused_stops_and_says_why(live):
+    # A wrong URL: the server answers every claim with a 404, and would forever.
+    answer = cli("worker", "--url", live.url + "/queue", timeout=30)
+    assert answer.returncode == 1 and "Traceback" not in answer.stderr
+    assert "error: the server answered 404" in answer.stderr
 
 
 def test_unreachable_server_is_a_message_not_a_traceback(tmp_path):

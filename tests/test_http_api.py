@@ -293,10 +293,36 @@ def test_long_poll_claim_returns_204_after_the_wait(api):
 
 
 def test_payload_with_integers_beyond_64_bits_round_trips(api):
-    huge = {"n": 2 ** 80, "list": [-(2 ** 70), 1.5, "x"]}
+    # Not powers of two: a float would not pass for them.
+    huge = {"n": 12345678901234567890123, "list": [-(3 ** 45), 1.5, "x"]}
     answer = api.post("/tasks", json={"type": "t", "payload": huge})
     assert answer.status_code == 202 and answer.json()["payload"] == huge
-    assert api.get(f"/tasks/{answer.json()['id']}").json()["payload"] == huge
+    got = api.get(f"/tasks/{answer.json()['id']}").json()["payload"]
+    assert got == huge and type(got["n"]) is int
+    [task] = claim(api)
+    assert task["payload"] == huge
+    done = api.post(f"/tasks/{task['id']}/complete",
+                    json={"lease_id": task["lease_id"], "result": {"sum": 98765432109876543210987}})
+    assert done.status_code == 200
+    assert api.get(f"/tasks/{task['id']}").json()["result"] == {"sum": 98765432109876543210987}
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_numbers_that_are_not_json_are_a_400_not_null(api, number):
+    answer = api.post("/tasks", content=f'{{"type": "t", "payload": {{"x": {number}}}}}'.encode())
+    assert answer.status_code == 400 and "finite" in error_of(answer)
+    assert api.get("/stats").json()["total"] == 0
+    api.post("/tasks", json={"type": "t"})
+    [task] = claim(api)
+    done = api.post(f"/tasks/{task['id']}/complete",
+                    content=f'{{"lease_id": "{task["lease_id"]}", "result": {number}}}'.encode())
+    assert done.status_code == 400 and "finite" in error_of(done)
+    assert api.get(f"/tasks/{task['id']}").json()["status"] == "processing"
+
+
+def test_a_byte_order_mark_is_named_as_such(api):
+    answer = api.post("/tasks", content=b'\xef\xbb\xbf{"type": "t"}')
+    assert answer.status_code == 400 and "byte order mark" in error_of(answer)
 
 
 @pytest.mark.parametrize("body", [
@@ -306,7 +332,7 @@ def test_payload_with_integers_beyond_64_bits_round_trips(api):
 ])
 def test_text_that_is_not_unicode_is_a_400_not_a_500(api, body):
     answer = api.post("/tasks", content=body)
-    assert answer.status_code == 400 and "Unicode" in error_of(answer)
+    assert answer.status_code == 400 and "UTF-8" in error_of(answer)
     assert api.get("/stats").json()["total"] == 0
 
 

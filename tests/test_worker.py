@@ -4,6 +4,7 @@ import threading
 import time
 
 from queue_system import MemoryStore, TaskQueue, sequential_ids
+from queue_system.client import ApiError
 from queue_system.worker import Worker
 from queue_system.worker import worker as worker_module
 
@@ -68,6 +69,48 @@ def test_an_idle_worker_still_stops_promptly():
     worker.stop()
     runner.join(timeout=5)
     assert not runner.is_alive()  # it did not wait for its 30 s poll to end
+
+
+class RefusingClient:
+    """A server that refuses every claim (status ``status``), counting them."""
+
+    url = "fake://"
+
+    def __init__(self, status):
+        self.status, self.claims = status, 0
+
+    def claim(self, *args, **kwargs):
+        self.claims += 1
+        raise ApiError(self.status, "worker_id: String should have at least 1 character")
+
+
+def test_a_claim_refused_with_a_4xx_stops_the_worker_at_once():
+    client = RefusingClient(400)
+    worker = Worker(client, "", {None: lambda t: None}, concurrency=3, poll_wait=30)
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    runner.join(timeout=5)
+    assert not runner.is_alive()  # stopped by itself: asking again would be refused again
+    assert worker.refused is not None and worker.refused.status == 400
+    assert client.claims <= 3  # one per thread at most, no loop
+
+
+def test_a_server_error_is_retried_but_not_after_the_stop(monkeypatch):
+    monkeypatch.setattr(worker_module, "RETRY_FIRST", 0.01)
+    client = RefusingClient(503)
+    worker = Worker(client, "w", {None: lambda t: None}, poll_wait=30)
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    deadline = time.monotonic() + 5
+    while client.claims < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client.claims >= 3 and worker.refused is None  # a 5xx may pass: it tries again
+    worker.stop()
+    runner.join(timeout=5)
+    assert not runner.is_alive()
+    after_stop = client.claims
+    time.sleep(0.3)
+    assert client.claims == after_stop  # no request once stopped
 
 
 class QueueClient:

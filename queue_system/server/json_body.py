@@ -9,14 +9,18 @@ The API speaks only JSON, so a body is read as JSON whatever its
 Content-Type says: ``curl -d '{...}'`` without ``-H "Content-Type:
 application/json"`` (curl then claims a form) still works, and invalid
 JSON gets a clear 400 instead of a puzzling "expected an object".
-Text that is not valid Unicode (a lone surrogate such as ``"\ud800"``,
-which Python's json module lets through but no database or encoder can
-store) is refused here with a 400, before it can reach the store.
+Some bodies Python's json module would take are refused here with a 400
+that says why, before they can reach the store: text that is not valid
+Unicode (a lone surrogate such as ``"\ud800"``, which no database or
+encoder can store), a leading byte order mark, and NaN, Infinity or
+numbers beyond a double's range, which are not JSON and would come back
+as ``null``.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 import orjson
 
@@ -51,9 +55,9 @@ class BodyLimit:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body and not valid_unicode(body):
-            return await self._refuse(send, 400, "the body is not valid Unicode text "
-                                                 "(a lone surrogate such as \\ud800?)")
+        problem = body_problem(body) if body else None
+        if problem is not None:
+            return await self._refuse(send, 400, problem)
         if body:
             scope = dict(scope, headers=[(k, v) for k, v in scope["headers"]
                                          if k != b"content-type"]
@@ -82,14 +86,23 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def valid_unicode(body: bytes) -> bool:
-    """False if the JSON text holds a lone surrogate or is not UTF-8.
+def body_problem(body: bytes) -> Optional[str]:
+    """Why ``body`` is refused before parsing, or None.
 
-    orjson refuses exactly those (and other things, left to the JSON parser
-    to report)."""
+    orjson parses strict JSON and refuses all of the above. Other invalid
+    JSON is left to the API's parser, whose message says where it broke."""
     try:
         orjson.loads(body)
+        return None
     except orjson.JSONDecodeError as exc:
         reason = str(exc)
-        return "surrogate" not in reason and "UTF-8" not in reason
-    return True
+    if "byte order mark" in reason:
+        return "the body starts with a byte order mark (BOM): send the JSON text without it"
+    if "surrogate" in reason or "UTF-8" in reason:
+        return "the body is not valid UTF-8 text (a lone surrogate such as \\ud800?)"
+    try:
+        json.loads(body)
+    except ValueError:
+        return None
+    # Only the json module took it: NaN, Infinity, or a number that overflows a double.
+    return "numbers must be finite: NaN, Infinity and numbers beyond 1.8e308 are not JSON"

@@ -12,7 +12,8 @@ Stopping is polite (the RQ way): the first SIGTERM or SIGINT lets the
 running tasks finish, gives back the ones not started, and claims nothing
 more; a second signal gives every lease back at once and exits. If the
 server is unreachable, the worker waits and tries again, with a growing
-delay, instead of dying.
+delay, instead of dying; if it refuses the claim itself (a 4xx: a bad
+worker id, say), asking again cannot help, and the worker stops.
 """
 
 from __future__ import annotations
@@ -58,11 +59,14 @@ class Worker:
         self._claiming = 0  # slots waiting for the answer to a claim
         self._lock = threading.Lock()
         self._signals = 0
+        # Set when the server refuses a claim outright (a 4xx): the worker stops.
+        self.refused: Optional[ApiError] = None
 
     # -- running ----------------------------------------------------------------------
 
     def run(self) -> None:
-        """Work until stopped (``stop()`` or a signal); returns after a warm shutdown."""
+        """Work until stopped (``stop()``, a signal, or a claim the server refuses, kept in
+        ``refused``); returns after a warm shutdown."""
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
@@ -227,6 +231,14 @@ class Worker:
             except ApiError as exc:
                 log.error("[Worker %s] server refused: %s", self.id, exc)
                 if give_up:
+                    return None
+                if 400 <= exc.status < 500 and exc.status not in (408, 429):
+                    # The request itself is refused (a bad worker id, say): asking again
+                    # would be refused again. Stop, and let run()'s caller say why.
+                    self.refused = exc
+                    self.stop()
+                    return None
+                if self.stopping.is_set():
                     return None
             self.stopping.wait(delay) if not give_up else time.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
