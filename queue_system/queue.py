@@ -131,8 +131,11 @@ class TaskQueue:
         if not isinstance(worker_id, str) or not worker_id:
             raise InvalidTask("'worker_id' must be a non-empty string")
         lease = self.lease_seconds if lease_seconds is None else check_lease_seconds(lease_seconds)
-        if not lifecycle.is_whole_number(limit) or not 1 <= limit <= MAX_CLAIM_BATCH:
-            raise InvalidTask(f"'max_tasks' must be a whole number from 1 to {MAX_CLAIM_BATCH}")
+        # A limit of exactly the int 1 (the default, and nearly every call) is valid as it
+        # is; anything else is checked. The class is tested first: True == 1 in Python,
+        # and comparing some objects with 1 would raise instead of being refused.
+        if limit.__class__ is not int or limit != 1:
+            check_claim_limit(limit)
         if types is not None:
             types = list(types)
         store = self.store
@@ -229,6 +232,11 @@ class TaskQueue:
         counts["dead_letter"] = counts["failed"]
         counts["total"] = sum(counts[s] for s in STATUSES)
         return counts
+
+
+def check_claim_limit(value) -> None:
+    if not lifecycle.is_whole_number(value) or not 1 <= value <= MAX_CLAIM_BATCH:
+        raise InvalidTask(f"'max_tasks' must be a whole number from 1 to {MAX_CLAIM_BATCH}")
 
 
 def check_lease_seconds(value) -> float:
