@@ -187,10 +187,9 @@ class TaskQueue:
     def _sweep(self, now: float) -> Tuple[int, int]:
         """Promote and expire what is due at ``now``: (how many promoted, how many expired)."""
         store = self.store
-        promoted = store.due_scheduled(now)
+        promoted, expired = store.due(now)
         for task in promoted:
             store.update(lifecycle.promote(task, now))
-        expired = store.expired_leases(now)
         for task in expired:
             store.update(lifecycle.expire(task, now, self.rng))
         return len(promoted), len(expired)

@@ -34,6 +34,9 @@ from ..task import PRIORITY_RANK, STATUSES, Task
 from .base import Store
 
 
+NOTHING_DUE = ((), ())  # what ``due`` answers nearly always, built once
+
+
 class MemoryStore(Store):
     """Tasks in a dict; heaps of (key..., seq, version, task) entries find candidates fast.
 
@@ -65,6 +68,7 @@ class MemoryStore(Store):
             self.insert, self.update = self._insert, self._update
             self.next_pending, self.next_wakeup = self._next_pending, self._next_wakeup
             self.due_scheduled, self.expired_leases = self._due_scheduled, self._expired_leases
+            self.due = self._due
 
     def transaction(self):
         return self._lock
@@ -174,7 +178,7 @@ class MemoryStore(Store):
             heapq.heappush(heap, entry)
         return found
 
-    def _due(self, heap: list, now: float, limit: int, strict: bool) -> List[Task]:
+    def _entries_until(self, heap: list, now: float, limit: int, strict: bool) -> List[Task]:
         """Current entries keyed at or before ``now`` (before it, if ``strict``); under the lock."""
         found, taken = [], []
         while len(found) < limit:
@@ -187,9 +191,19 @@ class MemoryStore(Store):
             heapq.heappush(heap, entry)
         return found
 
-    # The queue asks both questions before every claim, and the answer is almost always
-    # "none": when even the heap's first entry, current or stale, is later than ``now``,
-    # every entry is, and there is no need to clean the heap or build anything.
+    # The queue asks both questions (in one call, ``due``) before every claim, and the answer
+    # is almost always "none": when even the heap's first entry, current or stale, is later
+    # than ``now``, every entry is, and there is no need to clean the heap or build anything.
+
+    def due(self, now: float, limit: int = 1000):
+        with self._lock:
+            return self._due(now, limit)
+
+    def _due(self, now: float, limit: int = 1000):
+        scheduled, leases = self._scheduled, self._leases
+        if (not scheduled or scheduled[0][0] > now) and (not leases or leases[0][0] >= now):
+            return NOTHING_DUE  # the usual answer, without a call or a list
+        return self._due_scheduled(now, limit), self._expired_leases(now, limit)
 
     def due_scheduled(self, now: float, limit: int = 1000) -> List[Task]:
         with self._lock:
@@ -199,7 +213,7 @@ class MemoryStore(Store):
         heap = self._scheduled
         if not heap or heap[0][0] > now:
             return []
-        return self._due(heap, now, limit, strict=False)
+        return self._entries_until(heap, now, limit, strict=False)
 
     def expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
         with self._lock:
@@ -215,7 +229,7 @@ class MemoryStore(Store):
         entry = self._top(heap)
         if entry is None or entry[0] >= now:
             return []
-        return self._due(heap, now, limit, strict=True)
+        return self._entries_until(heap, now, limit, strict=True)
 
     def next_wakeup(self) -> Optional[float]:
         with self._lock:
