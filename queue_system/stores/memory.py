@@ -27,6 +27,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+from collections import defaultdict
+from heapq import heappush
 from typing import Dict, Iterable, List, Optional
 
 from ..errors import ConcurrentUpdate
@@ -53,7 +55,8 @@ class MemoryStore(Store):
         self._tasks: Dict[str, Task] = {}
         self._seq: Dict[str, int] = {}
         self._by_key: Dict[str, str] = {}
-        self._ready: Dict[str, list] = {}   # task type -> heap of (rank, execute_at, seq, version, task)
+        # task type -> heap of (rank, execute_at, seq, version, task), made at the type's first push
+        self._ready: Dict[str, list] = defaultdict(list)
         self._scheduled: list = []          # heap of (execute_at, seq, version, task)
         self._leases: list = []             # heap of (lease_expires_at, seq, version, task)
         self._counts = dict.fromkeys(STATUSES, 0)
@@ -80,54 +83,52 @@ class MemoryStore(Store):
             self._insert(task)
 
     def _insert(self, task: Task) -> None:
-        if task.id in self._tasks:
-            raise ConcurrentUpdate(f"task {task.id} already exists")
-        if task.idempotency_key is not None:
-            if task.idempotency_key in self._by_key:
-                raise ConcurrentUpdate(f"idempotency key {task.idempotency_key!r} is taken")
-            self._by_key[task.idempotency_key] = task.id
-        self._seq[task.id] = next(self._next_seq)
-        self._tasks[task.id] = task
+        task_id, key = task.id, task.idempotency_key
+        if task_id in self._tasks:
+            raise ConcurrentUpdate(f"task {task_id} already exists")
+        if key is not None:
+            if key in self._by_key:
+                raise ConcurrentUpdate(f"idempotency key {key!r} is taken")
+            self._by_key[key] = task_id
+        seq = self._seq[task_id] = next(self._next_seq)
+        self._tasks[task_id] = task
         self._counts[task.status] += 1
-        self._index(task)
+        self._index(task, seq)
 
     def update(self, task: Task) -> None:
         with self._lock:
             self._update(task)
 
     def _update(self, task: Task) -> None:
-        tasks = self._tasks
-        old = tasks.get(task.id)
+        tasks, task_id, status = self._tasks, task.id, task.status
+        old = tasks.get(task_id)
         if old is None or old.version != task.version - 1:
-            raise ConcurrentUpdate(f"task {task.id} was changed by someone else")
-        tasks[task.id] = task
-        status = task.status
+            raise ConcurrentUpdate(f"task {task_id} was changed by someone else")
         if old.status != status:
             counts = self._counts
             counts[old.status] -= 1
             counts[status] += 1
-        if status != "completed":  # a finished task is in no heap: nothing to index
-            self._index(task)
-        elif not self._keep_completed:
-            # Its heap entries, all stale now, go when they reach the top (see _top).
-            del tasks[task.id], self._seq[task.id]
+        if status != "completed":
+            tasks[task_id] = task
+            self._index(task, self._seq[task_id])
+        elif self._keep_completed:
+            tasks[task_id] = task  # a finished task is in no heap: nothing to index
+        else:
+            # Forgotten: its heap entries, all stale now, go when they reach the top (see _top).
+            del tasks[task_id], self._seq[task_id]
             if task.idempotency_key is not None:
                 del self._by_key[task.idempotency_key]
 
-    def _index(self, task: Task) -> None:
+    def _index(self, task: Task, seq: int) -> None:
+        """Push the entry that finds ``task`` (submitted ``seq``-th) on its status's heap."""
         status = task.status
         if status == "pending":
-            heap = self._ready.get(task.type)
-            if heap is None:
-                heap = self._ready[task.type] = []
-            heapq.heappush(heap, (PRIORITY_RANK[task.priority], task.execute_at,
-                                  self._seq[task.id], task.version, task))
+            heappush(self._ready[task.type], (PRIORITY_RANK[task.priority], task.execute_at,
+                                              seq, task.version, task))
         elif status == "processing":
-            heapq.heappush(self._leases, (task.lease_expires_at, self._seq[task.id],
-                                          task.version, task))
+            heappush(self._leases, (task.lease_expires_at, seq, task.version, task))
         elif status == "scheduled":
-            heapq.heappush(self._scheduled, (task.execute_at, self._seq[task.id],
-                                             task.version, task))
+            heappush(self._scheduled, (task.execute_at, seq, task.version, task))
 
     # -- candidates -------------------------------------------------------------
 
