@@ -24,11 +24,10 @@ still in play, and runs faster for it.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import threading
 from collections import defaultdict
-from heapq import heappush
+from heapq import heappop, heappush
 from typing import Dict, Iterable, List, Optional
 
 from ..errors import ConcurrentUpdate
@@ -143,7 +142,7 @@ class MemoryStore(Store):
             task = entry[-1]
             if tasks.get(task.id) is task:
                 return entry
-            heapq.heappop(heap)
+            heappop(heap)
         return None
 
     def next_pending(self, types: Optional[Iterable[str]] = None, limit: int = 1) -> List[Task]:
@@ -172,11 +171,11 @@ class MemoryStore(Store):
                     best_heap, best = heap, entry
             if best is None:
                 break
-            taken.append((best_heap, heapq.heappop(best_heap)))
+            taken.append((best_heap, heappop(best_heap)))
             found.append(best[-1])
         # Reading must not change the index: put back what we looked at.
         for heap, entry in taken:
-            heapq.heappush(heap, entry)
+            heappush(heap, entry)
         return found
 
     def _entries_until(self, heap: list, now: float, limit: int, strict: bool) -> List[Task]:
@@ -186,10 +185,10 @@ class MemoryStore(Store):
             entry = self._top(heap)
             if entry is None or entry[0] > now or (strict and entry[0] == now):
                 break
-            taken.append(heapq.heappop(heap))
+            taken.append(heappop(heap))
             found.append(entry[-1])
         for entry in taken:
-            heapq.heappush(heap, entry)
+            heappush(heap, entry)
         return found
 
     # The queue asks both questions (in one call, ``due``) before every claim, and the answer
