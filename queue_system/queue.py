@@ -131,14 +131,21 @@ class TaskQueue:
         if not isinstance(worker_id, str) or not worker_id:
             raise InvalidTask("'worker_id' must be a non-empty string")
         lease = self.lease_seconds if lease_seconds is None else check_lease_seconds(lease_seconds)
-        if not lifecycle.is_whole_number(limit) or not 1 <= limit <= MAX_CLAIM_BATCH:
-            raise InvalidTask(f"'max_tasks' must be a whole number from 1 to {MAX_CLAIM_BATCH}")
+        # A limit of exactly the int 1 (the default, and nearly every call) is valid as it
+        # is; anything else is checked. The class is tested first: True == 1 in Python,
+        # and comparing some objects with 1 would raise instead of being refused.
+        if limit.__class__ is not int or limit != 1:
+            check_claim_limit(limit)
         if types is not None:
             types = list(types)
         store = self.store
         with store.transaction():
             now = self.clock()
-            self._sweep(now)
+            # The sweep first, so that what fell due may be claimed. It almost always finds
+            # nothing, and then costs one question to the store, not a call more.
+            promoted, expired = store.due(now)
+            if promoted or expired:
+                self._sweep(now, promoted, expired)
             claimed = []
             for task in store.next_pending(types, limit):
                 task = lifecycle.claim(task, now, worker_id, self.make_lease_id(), lease)
@@ -154,7 +161,16 @@ class TaskQueue:
 
     def complete(self, task_id: str, lease_id: Optional[str], result: Any = None) -> Task:
         """Record success. ``lease_id=None`` acts on the current lease (the lesson's route)."""
-        return self._transition(task_id, lifecycle.complete, lease_id, result)
+        # ``_transition`` spelled out: every task ends here, and passing the step and its
+        # arguments through ``*args`` costs more than these five lines.
+        store = self.store
+        with store.transaction():
+            task = store.get(task_id)
+            if task is None:
+                raise TaskNotFound(f"no task with id {task_id!r}")
+            task = lifecycle.complete(task, self.clock(), lease_id, result)
+            store.update(task)
+        return task
 
     def fail(self, task_id: str, lease_id: Optional[str], error: Optional[str] = None) -> Task:
         """Record a failed attempt: retried after the backoff, or dead-lettered."""
@@ -178,19 +194,18 @@ class TaskQueue:
     def sweep(self) -> Dict[str, int]:
         """Promote due scheduled tasks and expire stale leases; returns how many of each."""
         with self.store.transaction():
-            promoted, expired = self._sweep(self.clock())
-        return {"promoted": promoted, "expired": expired}
+            now = self.clock()
+            promoted, expired = self.store.due(now)
+            self._sweep(now, promoted, expired)
+        return {"promoted": len(promoted), "expired": len(expired)}
 
-    def _sweep(self, now: float) -> Tuple[int, int]:
-        """Promote and expire what is due at ``now``: (how many promoted, how many expired)."""
+    def _sweep(self, now: float, promoted: Sequence[Task], expired: Sequence[Task]) -> None:
+        """Promote the scheduled tasks and expire the leases ``store.due(now)`` found due."""
         store = self.store
-        promoted = store.due_scheduled(now)
         for task in promoted:
             store.update(lifecycle.promote(task, now))
-        expired = store.expired_leases(now)
         for task in expired:
             store.update(lifecycle.expire(task, now, self.rng))
-        return len(promoted), len(expired)
 
     def next_wakeup(self) -> Optional[float]:
         """When the queue will next change by itself (a task falls due, a lease ends)."""
@@ -229,6 +244,11 @@ class TaskQueue:
         counts["dead_letter"] = counts["failed"]
         counts["total"] = sum(counts[s] for s in STATUSES)
         return counts
+
+
+def check_claim_limit(value) -> None:
+    if not lifecycle.is_whole_number(value) or not 1 <= value <= MAX_CLAIM_BATCH:
+        raise InvalidTask(f"'max_tasks' must be a whole number from 1 to {MAX_CLAIM_BATCH}")
 
 
 def check_lease_seconds(value) -> float:

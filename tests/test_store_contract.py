@@ -198,6 +198,25 @@ def test_expired_leases_end_in_dead_letter(queue, clock):
     assert queue.get(task.id).status == "failed"
 
 
+def test_due_answers_both_sweep_questions_at_once(queue, store, clock):
+    """``store.due(now)`` is ``(due_scheduled(now), expired_leases(now))``, boundaries included."""
+    def due(now):
+        promoted, expired = store.due(now)
+        return [t.id for t in promoted], [t.id for t in expired]
+
+    assert due(clock()) == ([], [])
+    held, _ = queue.submit("t", "held")
+    later, _ = queue.submit("t", "later", delay=10)
+    claim_one(queue)
+    assert due(clock()) == ([], [])
+    assert due(clock() + 10) == ([later.id], [])               # due at its execute_at
+    assert due(clock() + 30) == ([later.id], [])               # a lease ending now still holds
+    assert due(clock() + 30.5) == ([later.id], [held.id])
+    assert due(clock() + 30.5) == (
+        [t.id for t in store.due_scheduled(clock() + 30.5)],
+        [t.id for t in store.expired_leases(clock() + 30.5)])
+
+
 def test_heartbeat_extends_the_lease(queue, clock):
     queue.submit("t", 1)
     held = claim_one(queue)

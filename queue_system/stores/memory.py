@@ -24,14 +24,18 @@ still in play, and runs faster for it.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import threading
+from collections import defaultdict
+from heapq import heappop, heappush
 from typing import Dict, Iterable, List, Optional
 
 from ..errors import ConcurrentUpdate
 from ..task import PRIORITY_RANK, STATUSES, Task
 from .base import Store
+
+
+NOTHING_DUE = ((), ())  # what ``due`` answers nearly always, built once
 
 
 class MemoryStore(Store):
@@ -50,7 +54,8 @@ class MemoryStore(Store):
         self._tasks: Dict[str, Task] = {}
         self._seq: Dict[str, int] = {}
         self._by_key: Dict[str, str] = {}
-        self._ready: Dict[str, list] = {}   # task type -> heap of (rank, execute_at, seq, version, task)
+        # task type -> heap of (rank, execute_at, seq, version, task), made at the type's first push
+        self._ready: Dict[str, list] = defaultdict(list)
         self._scheduled: list = []          # heap of (execute_at, seq, version, task)
         self._leases: list = []             # heap of (lease_expires_at, seq, version, task)
         self._counts = dict.fromkeys(STATUSES, 0)
@@ -65,6 +70,7 @@ class MemoryStore(Store):
             self.insert, self.update = self._insert, self._update
             self.next_pending, self.next_wakeup = self._next_pending, self._next_wakeup
             self.due_scheduled, self.expired_leases = self._due_scheduled, self._expired_leases
+            self.due = self._due
 
     def transaction(self):
         return self._lock
@@ -76,54 +82,52 @@ class MemoryStore(Store):
             self._insert(task)
 
     def _insert(self, task: Task) -> None:
-        if task.id in self._tasks:
-            raise ConcurrentUpdate(f"task {task.id} already exists")
-        if task.idempotency_key is not None:
-            if task.idempotency_key in self._by_key:
-                raise ConcurrentUpdate(f"idempotency key {task.idempotency_key!r} is taken")
-            self._by_key[task.idempotency_key] = task.id
-        self._seq[task.id] = next(self._next_seq)
-        self._tasks[task.id] = task
+        task_id, key = task.id, task.idempotency_key
+        if task_id in self._tasks:
+            raise ConcurrentUpdate(f"task {task_id} already exists")
+        if key is not None:
+            if key in self._by_key:
+                raise ConcurrentUpdate(f"idempotency key {key!r} is taken")
+            self._by_key[key] = task_id
+        seq = self._seq[task_id] = next(self._next_seq)
+        self._tasks[task_id] = task
         self._counts[task.status] += 1
-        self._index(task)
+        self._index(task, seq)
 
     def update(self, task: Task) -> None:
         with self._lock:
             self._update(task)
 
     def _update(self, task: Task) -> None:
-        tasks = self._tasks
-        old = tasks.get(task.id)
+        tasks, task_id, status = self._tasks, task.id, task.status
+        old = tasks.get(task_id)
         if old is None or old.version != task.version - 1:
-            raise ConcurrentUpdate(f"task {task.id} was changed by someone else")
-        tasks[task.id] = task
-        status = task.status
+            raise ConcurrentUpdate(f"task {task_id} was changed by someone else")
         if old.status != status:
             counts = self._counts
             counts[old.status] -= 1
             counts[status] += 1
-        if status != "completed":  # a finished task is in no heap: nothing to index
-            self._index(task)
-        elif not self._keep_completed:
-            # Its heap entries, all stale now, go when they reach the top (see _top).
-            del tasks[task.id], self._seq[task.id]
+        if status != "completed":
+            tasks[task_id] = task
+            self._index(task, self._seq[task_id])
+        elif self._keep_completed:
+            tasks[task_id] = task  # a finished task is in no heap: nothing to index
+        else:
+            # Forgotten: its heap entries, all stale now, go when they reach the top (see _top).
+            del tasks[task_id], self._seq[task_id]
             if task.idempotency_key is not None:
                 del self._by_key[task.idempotency_key]
 
-    def _index(self, task: Task) -> None:
+    def _index(self, task: Task, seq: int) -> None:
+        """Push the entry that finds ``task`` (submitted ``seq``-th) on its status's heap."""
         status = task.status
         if status == "pending":
-            heap = self._ready.get(task.type)
-            if heap is None:
-                heap = self._ready[task.type] = []
-            heapq.heappush(heap, (PRIORITY_RANK[task.priority], task.execute_at,
-                                  self._seq[task.id], task.version, task))
+            heappush(self._ready[task.type], (PRIORITY_RANK[task.priority], task.execute_at,
+                                              seq, task.version, task))
         elif status == "processing":
-            heapq.heappush(self._leases, (task.lease_expires_at, self._seq[task.id],
-                                          task.version, task))
+            heappush(self._leases, (task.lease_expires_at, seq, task.version, task))
         elif status == "scheduled":
-            heapq.heappush(self._scheduled, (task.execute_at, self._seq[task.id],
-                                             task.version, task))
+            heappush(self._scheduled, (task.execute_at, seq, task.version, task))
 
     # -- candidates -------------------------------------------------------------
 
@@ -138,7 +142,7 @@ class MemoryStore(Store):
             task = entry[-1]
             if tasks.get(task.id) is task:
                 return entry
-            heapq.heappop(heap)
+            heappop(heap)
         return None
 
     def next_pending(self, types: Optional[Iterable[str]] = None, limit: int = 1) -> List[Task]:
@@ -167,29 +171,39 @@ class MemoryStore(Store):
                     best_heap, best = heap, entry
             if best is None:
                 break
-            taken.append((best_heap, heapq.heappop(best_heap)))
+            taken.append((best_heap, heappop(best_heap)))
             found.append(best[-1])
         # Reading must not change the index: put back what we looked at.
         for heap, entry in taken:
-            heapq.heappush(heap, entry)
+            heappush(heap, entry)
         return found
 
-    def _due(self, heap: list, now: float, limit: int, strict: bool) -> List[Task]:
+    def _entries_until(self, heap: list, now: float, limit: int, strict: bool) -> List[Task]:
         """Current entries keyed at or before ``now`` (before it, if ``strict``); under the lock."""
         found, taken = [], []
         while len(found) < limit:
             entry = self._top(heap)
             if entry is None or entry[0] > now or (strict and entry[0] == now):
                 break
-            taken.append(heapq.heappop(heap))
+            taken.append(heappop(heap))
             found.append(entry[-1])
         for entry in taken:
-            heapq.heappush(heap, entry)
+            heappush(heap, entry)
         return found
 
-    # The queue asks both questions before every claim, and the answer is almost always
-    # "none": when even the heap's first entry, current or stale, is later than ``now``,
-    # every entry is, and there is no need to clean the heap or build anything.
+    # The queue asks both questions (in one call, ``due``) before every claim, and the answer
+    # is almost always "none": when even the heap's first entry, current or stale, is later
+    # than ``now``, every entry is, and there is no need to clean the heap or build anything.
+
+    def due(self, now: float, limit: int = 1000):
+        with self._lock:
+            return self._due(now, limit)
+
+    def _due(self, now: float, limit: int = 1000):
+        scheduled, leases = self._scheduled, self._leases
+        if (not scheduled or scheduled[0][0] > now) and (not leases or leases[0][0] >= now):
+            return NOTHING_DUE  # the usual answer, without a call or a list
+        return self._due_scheduled(now, limit), self._expired_leases(now, limit)
 
     def due_scheduled(self, now: float, limit: int = 1000) -> List[Task]:
         with self._lock:
@@ -199,7 +213,7 @@ class MemoryStore(Store):
         heap = self._scheduled
         if not heap or heap[0][0] > now:
             return []
-        return self._due(heap, now, limit, strict=False)
+        return self._entries_until(heap, now, limit, strict=False)
 
     def expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
         with self._lock:
@@ -215,7 +229,7 @@ class MemoryStore(Store):
         entry = self._top(heap)
         if entry is None or entry[0] >= now:
             return []
-        return self._due(heap, now, limit, strict=True)
+        return self._entries_until(heap, now, limit, strict=True)
 
     def next_wakeup(self) -> Optional[float]:
         with self._lock:
