@@ -21,6 +21,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
+from .checks import number, sequence
+
 KINDS = ("poisson", "piecewise", "function", "replay")
 
 
@@ -45,36 +47,60 @@ class Arrivals:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"arrivals must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        if self.kind == "poisson" and not (self.rate >= 0 and math.isfinite(self.rate)):
-            raise ValueError("poisson: the rate must be a finite number, zero or more")
+        if self.kind == "poisson":
+            number("poisson: the rate", self.rate, low=0)
         if self.kind == "piecewise":
-            starts = [s for s, _ in self.segments]
-            if not self.segments or starts != sorted(starts) \
-                    or any(r < 0 or not math.isfinite(r) for _, r in self.segments):
-                raise ValueError("piecewise: segments must be (start, rate) pairs in time order, "
-                                 "with finite non-negative rates")
-        if self.kind == "function" and (self.rate_fn is None or not self.max_rate):
-            raise ValueError("function: give rate_fn and its upper bound max_rate")
-        if self.kind == "replay" and list(self.times) != sorted(self.times):
-            raise ValueError("replay: arrival times must be in increasing order")
+            self._check_segments()
+        if self.kind == "function":
+            if not callable(self.rate_fn):
+                raise ValueError("function: give rate_fn, a function of time")
+            # Thinning proposes arrivals at max_rate: an infinite one would never advance.
+            number("function: max_rate", self.max_rate, above=0)
+        if self.kind == "replay":
+            for t in self.times:
+                number("replay: an arrival time", t, low=0)
+            if list(self.times) != sorted(self.times):
+                raise ValueError("replay: arrival times must be in increasing order")
+
+    def _check_segments(self) -> None:
+        if not self.segments:
+            raise ValueError("piecewise: give at least one [start, rate] segment")
+        for segment in self.segments:
+            if len(segment) != 2:
+                raise ValueError(f"piecewise: each segment is a [start, rate] pair, not {list(segment)!r}")
+            number("piecewise: a segment's start", segment[0], low=0)
+            number("piecewise: a segment's rate", segment[1], low=0)
+        starts = [s for s, _ in self.segments]
+        if any(b <= a for a, b in zip(starts, starts[1:])):
+            raise ValueError(f"piecewise: segment starts must increase, not {starts}")
 
     # -- constructors -----------------------------------------------------------
 
+    # The constructors store floats; ``number`` first, as float() would turn "2" or
+    # True into a number and hide the typo.
+
     @classmethod
     def poisson(cls, rate: float) -> "Arrivals":
-        return cls("poisson", rate=float(rate))
+        return cls("poisson", rate=number("poisson: the rate", rate))
 
     @classmethod
     def piecewise(cls, segments: Sequence[Tuple[float, float]]) -> "Arrivals":
-        return cls("piecewise", segments=tuple((float(s), float(r)) for s, r in segments))
+        pairs = []
+        for segment in sequence("piecewise", segments):
+            if not isinstance(segment, (list, tuple)) or len(segment) != 2:
+                raise ValueError(f"piecewise: each segment is a [start, rate] pair, not {segment!r}")
+            pairs.append((number("piecewise: a segment's start", segment[0]),
+                          number("piecewise: a segment's rate", segment[1])))
+        return cls("piecewise", segments=tuple(pairs))
 
     @classmethod
     def function(cls, rate_fn: Callable[[float], float], max_rate: float) -> "Arrivals":
-        return cls("function", rate_fn=rate_fn, max_rate=float(max_rate))
+        return cls("function", rate_fn=rate_fn, max_rate=number("function: max_rate", max_rate))
 
     @classmethod
     def replay(cls, times: Sequence[float]) -> "Arrivals":
-        return cls("replay", times=tuple(float(t) for t in times))
+        return cls("replay", times=tuple(number("replay: an arrival time", t)
+                                         for t in sequence("replay", times)))
 
     # -- what it means ------------------------------------------------------------
 
@@ -118,8 +144,13 @@ class Arrivals:
         bounds = [s for s, _ in self.segments[1:]] + [math.inf]
         return [(s, e) for (s, r), e in zip(self.segments, bounds) if r > low]
 
-    def times_from(self, rng: random.Random, start: float = 0.0) -> Iterator[float]:
-        """Arrival times after ``start``, in order, drawn with ``rng`` (endless unless replay)."""
+    def times_from(self, rng: random.Random, start: float = 0.0,
+                   until: float = math.inf) -> Iterator[float]:
+        """Arrival times after ``start``, in order, drawn with ``rng``.
+
+        Endless unless replay, or a rate that is zero from some time on; the caller
+        stops reading at its horizon, but thinning must be told ``until`` too (below).
+        """
         if self.kind == "replay":
             yield from (t for t in self.times if t >= start)
             return
@@ -133,10 +164,18 @@ class Arrivals:
         top = self.max_rate if self.kind == "function" else max(r for _, r in self.segments)
         if top <= 0:
             return
+        # Thinning yields nothing while the rate is zero, so past the horizon, or past a
+        # last segment whose rate is zero, the loop would spin forever between two
+        # yields: stop there instead.
+        stop = until
+        if self.kind == "piecewise" and self.segments[-1][1] == 0:
+            stop = min(stop, self.segments[-1][0])
         t, expovariate, uniform = start, rng.expovariate, rng.random
         rate_at = self.rate_at
         while True:
             t += expovariate(top)
+            if t > stop:
+                return
             # Thinning: keep the proposal with probability rate(t) / top.
             if uniform() * top < rate_at(t):
                 yield t

@@ -9,7 +9,8 @@ A lab bench for the lesson::
 
 ``run`` prints each summary figure (with its 95% interval when replicated)
 beside the textbook's value where one applies; ``--csv`` writes the first
-run's tasks, attempts and time series and every run's summary.
+run's tasks, attempts and time series, every run's summary and, with two or
+more replications, the confidence intervals.
 """
 
 from __future__ import annotations
@@ -17,15 +18,27 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
 import os
 import sys
 from typing import List, Optional
 
-from .compare import predictions
+from .compare import no_theory_reason, predictions
 from .model import simulate
 from .replications import confidence_interval, replicate
-from .scenario import PRESETS, Scenario, preset
+from .scenario import MAX_SAMPLES, PRESETS, Scenario, preset
 from .summary import FIGURES
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (0 replications would report nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,10 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--duration", type=float, help="override the simulated seconds")
         p.add_argument("--seed", type=int, help="override the seed")
         p.add_argument("--failure-p", type=float, help="override the failure probability")
-    run.add_argument("--replications", type=int, default=1, help="independent runs (seeds)")
-    run.add_argument("--processes", type=int, default=1, help="run replications in parallel")
+    run.add_argument("--replications", type=positive_int, default=1,
+                     help="independent runs (seeds), at least 1")
+    run.add_argument("--processes", type=positive_int, default=1,
+                     help="run replications in parallel, at least 1")
     run.add_argument("--plot", help="write the dashboard to this PNG/SVG/PDF file")
-    run.add_argument("--csv", help="write CSV tables into this directory")
+    run.add_argument("--csv", help="write CSV tables into this directory "
+                                   "(confidence_intervals.csv with 2 or more replications)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 
@@ -53,12 +69,30 @@ def build_parser() -> argparse.ArgumentParser:
 def load_scenario(args) -> Scenario:
     if args.config:
         with open(args.config, encoding="utf-8") as f:
-            scenario = Scenario.from_json(f.read())
+            try:
+                scenario = Scenario.from_json(f.read())
+            except ValueError as e:  # bad JSON, or a bad field: say which file
+                raise ValueError(f"{args.config}: {e}") from None
     else:
         scenario = preset(args.scenario)
     changes = {"workers": args.workers, "duration": args.duration, "seed": args.seed,
                "failure_p": args.failure_p}
     return scenario.replace(**{k: v for k, v in changes.items() if v is not None})
+
+
+def strict_json(value):
+    """``value`` ready for strict JSON: numpy numbers as Python ones, NaN and infinity as
+    None (null). JSON has no NaN: ``json.dump`` would write the bare word NaN, which
+    strict readers (and browsers) refuse."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value  # strings, None, True
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value) if math.isfinite(value) else None
 
 
 def cmd_scenarios(out) -> None:
@@ -74,6 +108,10 @@ def cmd_run(args, out) -> int:
                      keep=False) if args.replications > 1 else None
     # The first seed's full run: for the plots and the per-task tables.
     first = simulate(scenario)
+    if len(first.timeseries) > MAX_SAMPLES:  # only a run without a duration gets this far
+        print(f"note: the time series stops at {first.timeseries['time'].iloc[-1]:g} s of "
+              f"{first.end:g} s ({MAX_SAMPLES:,} samples): raise sample_every to cover the run",
+              file=sys.stderr)
     rows = {}
     for name in FIGURES:
         if reps is not None:
@@ -82,14 +120,18 @@ def cmd_run(args, out) -> int:
             rows[name] = {"mean": first.summary[name], "low": math.nan, "high": math.nan}
         rows[name]["theory"] = theory.get(name, math.nan)
         rows[name]["unit"] = FIGURES[name]
+    note = no_theory_reason(scenario)
     if args.json:
-        json.dump({"scenario": scenario.name, "replications": args.replications,
-                   "figures": rows}, out, indent=2, default=float)
+        report = {"scenario": scenario.name, "replications": args.replications,
+                  "figures": rows, "theory_note": note}
+        json.dump(strict_json(report), out, indent=2, allow_nan=False)
         print(file=out)
     else:
         print(f"Scenario '{scenario.name}': {scenario.description}", file=out)
         print(f"{args.replications} run(s) from seed {scenario.seed}, "
-              f"{scenario.duration or 0:.0f} s simulated, warm-up {scenario.warmup:.0f} s", file=out)
+              f"{first.end:.0f} s simulated, warm-up {scenario.warmup:.0f} s", file=out)
+        if note:
+            print(note, file=out)
         print(f"{'figure':<22}{'simulation':>12}{'95% interval':>24}{'theory':>10}  unit", file=out)
         for name, row in rows.items():
             interval = "" if math.isnan(row["low"]) else f"[{row['low']:.4g}, {row['high']:.4g}]"
@@ -105,7 +147,7 @@ def cmd_run(args, out) -> int:
             import pandas as pd
             runs = pd.DataFrame([first.summary], index=pd.Index([first.seed], name="seed"))
         runs.to_csv(os.path.join(args.csv, "summary.csv"))
-        if reps is not None:
+        if reps is not None:  # one run has no interval: the file would be all blanks
             reps.ci().to_csv(os.path.join(args.csv, "confidence_intervals.csv"))
         print(f"tables written to {args.csv}", file=out if not args.json else sys.stderr)
     if args.plot:

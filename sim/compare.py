@@ -12,7 +12,7 @@ the command line can set simulation and theory side by side.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 from . import theory
 from .scenario import Scenario
@@ -30,8 +30,23 @@ def is_mmc(scenario: Scenario) -> bool:
             and scenario.capacity is None)
 
 
+def no_theory_reason(scenario: Scenario) -> Optional[str]:
+    """Why theory has nothing to say about this scenario at all, or None if it has.
+
+    Every formula starts from the arrival rate. A run stopped by ``max_tasks``
+    instead of a duration has no time window to average a changing rate over
+    (a spike's share depends on when the run ends), so only constant rates qualify.
+    """
+    if scenario.duration is None and not scenario.constant_rate():
+        return ("no theory: the run has no duration and its arrival rate changes over time, "
+                "so there is no average rate to start from")
+    return None
+
+
 def predictions(scenario: Scenario) -> Dict[str, float]:
     """Theory's value for each summary figure it can predict for this scenario."""
+    if no_theory_reason(scenario):
+        return {}
     start = scenario.warmup
     lam = scenario.arrival_rate(start)
     service = scenario.mean_service()

@@ -9,12 +9,14 @@ draws values from a ``random.Random``, so a seed reproduces a run.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 from typing import Callable
 
+from .checks import number
+
 KINDS = ("exponential", "uniform", "fixed")
+A_NAMES = {"exponential": "the mean", "uniform": "low", "fixed": "the value"}  # for messages
 
 
 @dataclass(frozen=True)
@@ -31,24 +33,27 @@ class Dist:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"distribution must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        if not (math.isfinite(self.a) and math.isfinite(self.b)) or self.a < 0 or self.b < 0:
-            raise ValueError("durations must be finite and non-negative")
+        number(f"{self.kind}: {A_NAMES[self.kind]}", self.a, low=0)
+        number(f"{self.kind}: high", self.b, low=0)
         if self.kind == "uniform" and self.b < self.a:
             raise ValueError("uniform: high must be at least low")
         if self.kind == "exponential" and self.a <= 0:
             raise ValueError("exponential: the mean must be positive")
 
+    # The constructors store floats; ``number`` first, as float() would turn "2" or
+    # True into a number and hide the typo.
+
     @classmethod
     def exponential(cls, mean: float) -> "Dist":
-        return cls("exponential", float(mean))
+        return cls("exponential", number("exponential: the mean", mean))
 
     @classmethod
     def uniform(cls, low: float, high: float) -> "Dist":
-        return cls("uniform", float(low), float(high))
+        return cls("uniform", number("uniform: low", low), number("uniform: high", high))
 
     @classmethod
     def fixed(cls, value: float) -> "Dist":
-        return cls("fixed", float(value))
+        return cls("fixed", number("fixed: the value", value))
 
     @property
     def mean(self) -> float:

@@ -35,7 +35,7 @@ from queue_system.queue import TaskQueue, sequential_ids
 from queue_system.stores.memory import MemoryStore
 
 from . import records as R
-from .scenario import Scenario
+from .scenario import MAX_SAMPLES, Scenario
 from .summary import summarise
 
 INF = math.inf
@@ -152,7 +152,7 @@ class Model:
         timeout, idle, wake = env.timeout, self.idle, self._wake_one
         kind_append, created_append, ready_append = rec.kind.append, rec.created.append, rec.ready.append
         finished_append, status_append = rec.finished.append, rec.status.append
-        for t in producer.arrivals.times_from(rng, env.now):
+        for t in producer.arrivals.times_from(rng, env.now, horizon):
             if t > horizon or counter[0] >= max_tasks:
                 break
             yield timeout(t - env.now)
@@ -357,7 +357,10 @@ class Model:
 
     def _sampler(self, every: float):
         env, sample, counts, current = self.env, self.rec.sample, self.store.count_by_status, self.current
-        while True:
+        # At most MAX_SAMPLES samples. A scenario with a duration is refused if it would
+        # need more; a run without one (until max_tasks are done) has no known end, and
+        # its time series simply stops there rather than fill the memory.
+        for _ in range(MAX_SAMPLES + 1):
             busy = sum(1 for held in current if held is not None)  # workers serving a task now
             # The store's counts, not queue.stats(): stats() would sweep, and a sweep
             # from the observer must not change what the workers see.

@@ -90,7 +90,8 @@ def replicate(scenario: Scenario, replications: int = 10, processes: int = 1,
     seeds = list(range(start, start + replications))
     results: List[Result] = []
     if processes > 1 and not keep and _picklable(scenario):
-        with ProcessPoolExecutor(max_workers=processes) as pool:
+        # No more processes than runs: each would start (and import pandas) for nothing.
+        with ProcessPoolExecutor(max_workers=min(processes, replications)) as pool:
             summaries = list(pool.map(_summary_only, [(scenario, s) for s in seeds]))
     else:
         summaries = []

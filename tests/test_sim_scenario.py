@@ -43,13 +43,67 @@ def test_from_dict_builds_producers_and_mix():
     assert p.mix[1].delay == Dist.fixed(30) and p.mix[1].service.mean == 2
 
 
-@pytest.mark.parametrize("bad", [{"wrokers": 3}, {"workers": 0}, {"failure_p": 1.5},
-                                 {"warmup": 5000, "duration": 100},
-                                 {"producers": [{"arrivals": {"poisson": -1}}]},
-                                 {"producers": [{"mix": [{"priority": "urgent"}]}]}])
-def test_bad_scenarios_are_refused(bad):
-    with pytest.raises((ValueError, TypeError)):
+@pytest.mark.parametrize("bad,named", [
+    ({"wrokers": 3}, "wrokers"), ({"workers": 0}, "workers"), ({"failure_p": 1.5}, "failure_p"),
+    ({"warmup": 5000, "duration": 100}, "warmup"),
+    ({"producers": [{"arrivals": {"poisson": -1}}]}, "poisson"),
+    ({"producers": [{"mix": [{"priority": "urgent"}]}]}, "priority"),
+    ({"workers": "3"}, "workers"), ({"workers": 2.5}, "workers"), ({"workers": 10_001}, "workers"),
+    ({"capacity": True}, "capacity"), ({"duration": float("inf")}, "duration"),
+    ({"duration": None, "max_tasks": 0}, "max_tasks"), ({"warmup": float("nan")}, "warmup"),
+    ({"crash_rate": -1}, "crash_rate"), ({"restart_delay": "30"}, "restart_delay"),
+    ({"lease_seconds": 0}, "lease_seconds"), ({"max_retries": 1.5}, "max_retries"),
+    ({"sample_every": 0}, "sample_every"), ({"sample_every": 1e-9}, "sample_every"),
+    ({"producers": []}, "producer"), ({"producers": [{"mix": []}]}, "empty task mix"),
+    ({"producers": [{"name": 3}]}, "name"),
+    ({"producers": [{"arrivals": {"piecewise": [[10, 1], [5, 2]]}}]}, "increase"),
+    ({"producers": [{"arrivals": {"piecewise": []}}]}, "segment"),
+    ({"producers": [{"arrivals": {"replay": [2.0, 1.0]}}]}, "increasing"),
+    ({"producers": [{"arrivals": {"replay": [1, float("inf")]}}]}, "replay"),
+    ({"producers": [{"mix": [{"service": {"uniform": [3, 1]}}]}]}, "uniform"),
+    ({"producers": [{"mix": [{"service": {"exponential": 0}}]}]}, "exponential"),
+    ({"producers": [{"mix": [{"delay": {"fixed": -1}}]}]}, "fixed"),
+    ({"producers": [{"mix": [{"service": {"fixed": True}}]}]}, "fixed"),
+])
+def test_bad_scenarios_are_refused_naming_the_field(bad, named):
+    # A ValueError (which the command line reports in one line), never a TypeError.
+    with pytest.raises(ValueError, match=named):
         Scenario.from_dict(bad)
+
+
+def test_nested_refusals_say_where():
+    with pytest.raises(ValueError, match=r"producers\[1\]: mix\[0\]: unknown field\(s\) .*: colour"):
+        Scenario.from_dict({"producers": [{}, {"mix": [{"colour": "red"}]}]})
+    with pytest.raises(ValueError, match=r"backoff: unknown field\(s\) .*: bogus"):
+        Scenario.from_dict({"backoff": {"kind": "fixed", "bogus": 1}})
+
+
+def test_python_constructors_refuse_strings_and_bools_float_would_accept():
+    for make in (lambda: Arrivals.poisson("2"), lambda: Arrivals.replay([True]),
+                 lambda: Dist.exponential("2"), lambda: Dist.uniform(1, "3"),
+                 lambda: Arrivals.function(lambda t: 1.0, float("inf")),
+                 lambda: Scenario(workers=True)):
+        with pytest.raises(ValueError):
+            make()
+
+
+def test_a_run_without_a_duration_has_a_rate_only_if_it_is_constant():
+    steady = Scenario(duration=None, max_tasks=100, producers=(Producer(arrivals=Arrivals.poisson(2.5)),))
+    assert steady.arrival_rate() == 2.5
+    spiky = steady.replace(producers=(Producer(arrivals=Arrivals.piecewise([(0, 1), (60, 3)])),))
+    with pytest.raises(ValueError, match="without a duration"):
+        spiky.arrival_rate()
+
+
+def test_thinning_stops_when_the_rate_is_zero_for_good():
+    # Once the last segment's rate is zero no proposal is ever kept: the generator must
+    # end rather than loop forever between two arrivals.
+    arrivals = Arrivals.piecewise([(0, 2.0), (50, 0.0)])
+    times = list(arrivals.times_from(random.Random(3)))
+    assert times and max(times) < 50
+    # And a horizon ends the thinning of a rate function that is zero from then on.
+    quiet = Arrivals.function(lambda t: 1.0 if t < 20 else 0.0, max_rate=1.0)
+    assert max(quiet.times_from(random.Random(3), until=100.0)) < 20
 
 
 def test_distributions_means_and_ranges():
