@@ -44,24 +44,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAM, MU, C = 2.4, 1.0, 3
 
 
-def run_sim(n: int, seed: int) -> dict:
-    from sim import mmc, simulate
-    scenario = mmc(LAM, MU, C, duration=None, max_tasks=n, sample_every=60.0, seed=seed)
-    start = time.perf_counter()
-    result = simulate(scenario)
-    elapsed = time.perf_counter() - start
-    done = int((result.tasks["status"] == "completed").sum())
-    return {"elapsed": elapsed, "tasks": done, "mean_wait": result.summary["mean_wait"]}
-
-
-def _run_model_with(queue, n: int, seed: int) -> dict:
-    """Our model with ``queue`` in place of TaskQueue (diagnostics only)."""
+def run_sim(n: int, seed: int, queue=None) -> dict:
+    """Our full model; with ``queue``, the model around that in place of TaskQueue (for
+    the diagnostics). Timed from building the model to its DataFrames."""
     from sim import mmc
     from sim.model import Model
 
-    model = Model(mmc(LAM, MU, C, duration=None, max_tasks=n, sample_every=60.0, seed=seed))
-    model.queue = queue
     start = time.perf_counter()
+    model = Model(mmc(LAM, MU, C, duration=None, max_tasks=n, sample_every=60.0, seed=seed))
+    if queue is not None:
+        model.queue = queue
     result = model.run()
     elapsed = time.perf_counter() - start
     return {"elapsed": elapsed, "tasks": int((result.tasks["status"] == "completed").sum()),
@@ -145,15 +137,15 @@ class BareQueue(FifoStub):
 
 
 def run_sim_without_queue(n: int, seed: int) -> dict:
-    return _run_model_with(FifoStub(), n, seed)
+    return run_sim(n, seed, FifoStub())
 
 
 def run_sim_bare_index(n: int, seed: int) -> dict:
-    return _run_model_with(BareQueue(rules=False), n, seed)
+    return run_sim(n, seed, BareQueue(rules=False))
 
 
 def run_sim_bare_rules(n: int, seed: int) -> dict:
-    return _run_model_with(BareQueue(rules=True), n, seed)
+    return run_sim(n, seed, BareQueue(rules=True))
 
 
 def run_queue_ops(n: int, seed: int) -> dict:

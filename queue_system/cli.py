@@ -24,6 +24,7 @@ import sqlite3
 import sys
 from typing import List, Optional
 
+from .arguments import positive, short_text, within
 from .backoff import Backoff
 from .client import ApiError, QueueClient, ServerUnreachable
 from .errors import QueueError
@@ -35,22 +36,6 @@ DEFAULT_URL = "http://127.0.0.1:3000"
 def env(name: str, default):
     """A setting from the environment; argparse converts and checks it like a flag."""
     return os.environ.get(name, default)
-
-
-def within(kind, low, high, low_open=False):
-    """An argparse type: a number of ``kind`` from ``low`` to ``high`` (finite)."""
-    def parse(text):
-        value = kind(text)
-        if not (low < value if low_open else low <= value) or not value <= high:
-            bound = f"more than {low:g}" if low_open else f"at least {low:g}"
-            raise argparse.ArgumentTypeError(f"must be {bound} and at most {high:g}, not {text}")
-        return value
-    parse.__name__ = kind.__name__  # argparse names it in "invalid int value"
-    return parse
-
-
-def positive(kind, most=10 ** 9):
-    return within(kind, 0, most, low_open=True)
 
 
 PORT = within(int, 0, 65535)
@@ -70,18 +55,6 @@ def backoff_policy(text):
         return Backoff.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def worker_name(text):
-    if not 1 <= len(text) <= 200:
-        raise argparse.ArgumentTypeError(f"must be 1 to 200 characters, not {text!r}")
-    return text
-
-
-def idempotency_key(text):
-    if not 1 <= len(text) <= 200:
-        raise argparse.ArgumentTypeError(f"must be 1 to 200 characters, not {text!r}")
-    return text
 
 
 def json_value(text):
@@ -122,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Claim tasks from the server, run the lesson's "
                                              "simulated handlers, report results.")
     add_url(worker)
-    worker.add_argument("--id", type=worker_name,
+    worker.add_argument("--id", type=short_text,
                         default=env("WORKER_ID", f"worker-{socket.gethostname()}-{os.getpid()}"),
                         help="this worker's name, 1 to 200 characters (WORKER_ID)")
     worker.add_argument("--concurrency", type=positive(int),
@@ -162,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="failures before the dead letter (default 3: at most 3 attempts)")
     submit.add_argument("--delay", type=within(float, 0, 10 ** 9),
                         help="run no sooner than this many seconds from now")
-    submit.add_argument("--key", type=idempotency_key,
+    submit.add_argument("--key", type=short_text,
                         help="idempotency key, 1 to 200 characters: resending with it adds nothing")
     submit.add_argument("--count", type=positive(int), default=1, help="submit this many copies")
 

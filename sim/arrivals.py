@@ -26,6 +26,14 @@ from .checks import number, sequence
 KINDS = ("poisson", "piecewise", "function", "replay")
 
 
+def _segment(segment) -> Tuple[float, float]:
+    """A piecewise segment ``[start, rate]`` as two floats, both zero or more; else a ValueError."""
+    if not isinstance(segment, (list, tuple)) or len(segment) != 2:
+        raise ValueError(f"piecewise: each segment is a [start, rate] pair, not {segment!r}")
+    return (number("piecewise: a segment's start", segment[0], low=0),
+            number("piecewise: a segment's rate", segment[1], low=0))
+
+
 @dataclass(frozen=True)
 class Arrivals:
     """How one producer submits: ``Arrivals.poisson(2.0)`` is 2 tasks per second on average.
@@ -66,10 +74,7 @@ class Arrivals:
         if not self.segments:
             raise ValueError("piecewise: give at least one [start, rate] segment")
         for segment in self.segments:
-            if len(segment) != 2:
-                raise ValueError(f"piecewise: each segment is a [start, rate] pair, not {list(segment)!r}")
-            number("piecewise: a segment's start", segment[0], low=0)
-            number("piecewise: a segment's rate", segment[1], low=0)
+            _segment(segment)
         starts = [s for s, _ in self.segments]
         if any(b <= a for a, b in zip(starts, starts[1:])):
             raise ValueError(f"piecewise: segment starts must increase, not {starts}")
@@ -85,13 +90,7 @@ class Arrivals:
 
     @classmethod
     def piecewise(cls, segments: Sequence[Tuple[float, float]]) -> "Arrivals":
-        pairs = []
-        for segment in sequence("piecewise", segments):
-            if not isinstance(segment, (list, tuple)) or len(segment) != 2:
-                raise ValueError(f"piecewise: each segment is a [start, rate] pair, not {segment!r}")
-            pairs.append((number("piecewise: a segment's start", segment[0]),
-                          number("piecewise: a segment's rate", segment[1])))
-        return cls("piecewise", segments=tuple(pairs))
+        return cls("piecewise", segments=tuple(_segment(s) for s in sequence("piecewise", segments)))
 
     @classmethod
     def function(cls, rate_fn: Callable[[float], float], max_rate: float) -> "Arrivals":

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import Iterable, Mapping, Optional
 
+from queue_system.lifecycle import is_whole_number
+
 
 def is_number(value) -> bool:
     """An int or a float, but not a bool (``True`` is an int to Python, not a rate)."""
@@ -38,7 +40,7 @@ def number(name: str, value, *, low: Optional[float] = None, high: Optional[floa
 
 def whole(name: str, value, *, low: Optional[int] = None, high: Optional[int] = None) -> int:
     """A whole number (an int, not a bool and not 3.0) within the bounds given."""
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not is_whole_number(value):
         raise ValueError(f"{name} must be a whole number, not {value!r}")
     if low is not None and value < low:
         raise ValueError(f"{name} must be at least {low:,}, not {value!r}")

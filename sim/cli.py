@@ -23,22 +23,13 @@ import os
 import sys
 from typing import List, Optional
 
+from queue_system.arguments import positive
+
 from .compare import no_theory_reason, predictions
 from .model import simulate
 from .replications import confidence_interval, replicate
 from .scenario import MAX_SAMPLES, PRESETS, Scenario, preset
 from .summary import FIGURES
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (0 replications would report nothing)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--duration", type=float, help="override the simulated seconds")
         p.add_argument("--seed", type=int, help="override the seed")
         p.add_argument("--failure-p", type=float, help="override the failure probability")
-    run.add_argument("--replications", type=positive_int, default=1,
+    run.add_argument("--replications", type=positive(int), default=1,
                      help="independent runs (seeds), at least 1")
-    run.add_argument("--processes", type=positive_int, default=1,
+    run.add_argument("--processes", type=positive(int), default=1,
                      help="run replications in parallel, at least 1")
     run.add_argument("--plot", help="write the dashboard to this PNG/SVG/PDF file")
     run.add_argument("--csv", help="write CSV tables into this directory "

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from .checks import number
+from .checks import is_number, number
 
 KINDS = ("exponential", "uniform", "fixed")
 A_NAMES = {"exponential": "the mean", "uniform": "low", "fixed": "the value"}  # for messages
@@ -99,7 +99,7 @@ class Dist:
         """``{"exponential": 2}``, ``{"uniform": [1, 3]}``, ``{"fixed": 5}``, or a bare number (fixed)."""
         if isinstance(data, Dist):
             return data
-        if isinstance(data, (int, float)) and not isinstance(data, bool):
+        if is_number(data):
             return cls.fixed(data)
         if isinstance(data, dict) and len(data) == 1:
             (kind, value), = data.items()
