@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(BACKOFF; default exponential:1:60)")
     serve.add_argument("--max-body", type=positive(int), default=env("MAX_BODY", "1048576"),
                        help="largest request body in bytes, 413 beyond (default 1 MiB)")
+    serve.add_argument("--dead-letter-log", metavar="FILE", default=env("DEAD_LETTER_LOG", None),
+                       help="append a JSON line to FILE for every task that enters the dead "
+                            "letter (DEAD_LETTER_LOG; default: no log)")
     add_log_level(serve)
 
     worker = commands.add_parser("worker", help="run a worker",
@@ -120,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--poll-wait", type=positive(float, 60), default=env("WORKER_POLL_WAIT", "2"),
                         help="seconds an idle claim waits on the server (long poll); a new "
                              "task wakes it at once (default 2)")
-    worker.add_argument("--seed", type=int, default=None, help="seed of the simulated work")
+    worker.add_argument("--seed", type=int, default=None,
+                        help="seed of the simulated work: an attempt's time and outcome then "
+                             "depend only on the seed, the task and its attempt number")
+    worker.add_argument("--handlers", metavar="MODULE:NAME", default=env("WORKER_HANDLERS", None),
+                        help="run your own handlers instead of the simulated work: a function, or "
+                             "a dict from task type to function (WORKER_HANDLERS)")
     add_log_level(worker)
 
     submit = commands.add_parser("submit", help="enqueue a task",
@@ -213,19 +221,25 @@ def main(argv: Optional[List[str]] = None) -> int:
 def run_serve(args) -> int:
     from .server.serve import serve
     serve(host=args.host, port=args.port, db=args.db, lease_seconds=args.lease,
-          backoff=args.backoff, max_body=args.max_body, log_level=args.log_level)
+          backoff=args.backoff, max_body=args.max_body, log_level=args.log_level,
+          dead_letter_log=args.dead_letter_log)
     return 0
 
 
 def run_worker(args) -> int:
-    from .worker import SimulatedWork, Worker, lesson_handlers
+    from .worker import SimulatedWork, Worker, lesson_handlers, load_handlers
+    if args.handlers:
+        sys.path.insert(0, os.getcwd())  # MODULE may sit in the folder the worker runs from
+        handlers = load_handlers(args.handlers)
+    else:
+        handlers = lesson_handlers(SimulatedWork(args.min_work, args.max_work, args.failure_rate,
+                                                 seed=args.seed))
     logging.basicConfig(level=args.log_level.upper(), format="%(message)s", stream=sys.stdout)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
-    work = SimulatedWork(args.min_work, args.max_work, args.failure_rate, seed=args.seed)
     types = [t.strip() for t in args.types.split(",") if t.strip()] or None
     lease = float(args.lease) if args.lease is not None else None
     with QueueClient(args.url) as client:
-        worker = Worker(client, args.id, lesson_handlers(work), concurrency=args.concurrency,
+        worker = Worker(client, args.id, handlers, concurrency=args.concurrency,
                         types=types, lease_seconds=lease, prefetch=args.prefetch,
                         poll_wait=args.poll_wait)
         worker.run()

@@ -39,6 +39,23 @@ _record = tuple.__new__
 MAX_TYPE_LENGTH = 200
 MAX_RETRIES_LIMIT = 1000
 
+# The lifecycle as a graph: for each transition below, the (status before, status after)
+# pairs it may produce (None: the task did not exist). The labs draw the lesson's state
+# diagram from it; tests/test_lifecycle_graph.py drives every function from every status
+# and checks that each pair it produces is listed here, and each pair listed is produced.
+TRANSITIONS = {
+    "new_task": {(None, "pending"), (None, "scheduled")},       # scheduled: execute_at ahead
+    "promote": {("scheduled", "pending")},                      # execute_at reached
+    "claim": {("pending", "processing")},
+    "heartbeat": {("processing", "processing")},                # the lease is extended
+    "complete": {("processing", "completed")},
+    "fail": {("processing", "pending"), ("processing", "scheduled"),  # retried (backoff or not)
+             ("processing", "failed")},                         # retries used up: dead letter
+    "expire": {("processing", "pending"), ("processing", "failed")},  # the worker died
+    "release": {("processing", "pending")},                     # given back unstarted
+    "replay": {("failed", "pending")},                          # out of the dead letter
+}
+
 
 def new_task(task_id: str, type: str, payload: Any, now: float, priority: str = "normal",
              max_retries: int = 3, execute_at: Optional[float] = None,

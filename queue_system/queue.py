@@ -16,7 +16,7 @@ import itertools
 import math
 import random
 import secrets
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import lifecycle
 from .backoff import Backoff
@@ -54,7 +54,8 @@ class TaskQueue:
 
     def __init__(self, store: Store, clock: Clock = system_clock, *,
                  backoff: Backoff = Backoff(), lease_seconds: float = DEFAULT_LEASE_SECONDS,
-                 rng: Optional[random.Random] = None, make_id=None, make_lease_id=None):
+                 rng: Optional[random.Random] = None, make_id=None, make_lease_id=None,
+                 on_dead_letter: Optional[Callable[[Task], None]] = None):
         self.store = store
         self.clock = clock
         self.backoff = backoff
@@ -64,6 +65,10 @@ class TaskQueue:
         # A new lease id for every claim. Random by default; the simulation, where nobody
         # forges a lease, passes ``sequential_ids("lease-")``, which is cheaper to make.
         self.make_lease_id = make_lease_id or random_lease_ids()
+        # Called with each task as it enters the dead letter, by a failure or an expired
+        # lease (the server's --dead-letter-log). It runs inside the operation: a caller
+        # that commits later (the server's group commit) must hold the effect until then.
+        self.on_dead_letter = on_dead_letter
 
     # -- producers --------------------------------------------------------------
 
@@ -174,7 +179,10 @@ class TaskQueue:
 
     def fail(self, task_id: str, lease_id: Optional[str], error: Optional[str] = None) -> Task:
         """Record a failed attempt: retried after the backoff, or dead-lettered."""
-        return self._transition(task_id, lifecycle.fail, lease_id, error, self.backoff, self.rng)
+        task = self._transition(task_id, lifecycle.fail, lease_id, error, self.backoff, self.rng)
+        if task.status == "failed" and self.on_dead_letter is not None:
+            self.on_dead_letter(task)
+        return task
 
     def release(self, task_id: str, lease_id: Optional[str]) -> Task:
         """Give a held task back unfinished, without counting a failure."""
@@ -205,7 +213,10 @@ class TaskQueue:
         for task in promoted:
             store.update(lifecycle.promote(task, now))
         for task in expired:
-            store.update(lifecycle.expire(task, now, self.rng))
+            task = lifecycle.expire(task, now, self.rng)
+            store.update(task)
+            if task.status == "failed" and self.on_dead_letter is not None:
+                self.on_dead_letter(task)  # its last attempt's worker died
 
     def next_wakeup(self) -> Optional[float]:
         """When the queue will next change by itself (a task falls due, a lease ends)."""

@@ -10,6 +10,7 @@ Bad input is answered with a 4xx and ``{"error": "what is wrong"}``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 from contextlib import asynccontextmanager
@@ -22,12 +23,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import json_codec
+from ..dead_letter_log import DeadLetterLog
 from ..errors import InvalidTask, QueueError
 from ..queue import TaskQueue
 from ..task import STATUSES, Task
 from . import schemas
 from .json_body import DEFAULT_MAX_BODY, BodyLimit
-from .group_commit import GroupCommitter
+from .group_commit import GroupCommitter, Outbox
 
 log = logging.getLogger("queue_system.server")
 
@@ -90,18 +92,28 @@ def describe_validation(exc: RequestValidationError) -> tuple:
 
 
 def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
-               store_name: str = "memory") -> FastAPI:
-    """The API over ``queue``. The app owns the queue's store while it runs."""
+               store_name: str = "memory",
+               dead_letter_log: Optional[DeadLetterLog] = None) -> FastAPI:
+    """The API over ``queue``. The app owns the queue's store while it runs.
+
+    With a ``dead_letter_log``, every task that enters the dead letter (a last
+    failure, or a last attempt whose worker died) is appended to it once that
+    transition is committed."""
     state = {}
 
     @asynccontextmanager
     async def lifespan(app):
-        state["committer"] = GroupCommitter(queue.store)
+        outbox = Outbox()
+        if dead_letter_log is not None:
+            queue.on_dead_letter = lambda task: outbox.add(
+                functools.partial(dead_letter_log.write, task))
+        state["committer"] = GroupCommitter(queue.store, outbox=outbox)
         state["signal"] = WorkSignal()
         try:
             yield
         finally:
             state["committer"].close()
+            queue.on_dead_letter = None
 
     app = FastAPI(title="queue_system", version="1.0",
                   summary="The lesson's task queue: priorities, retries, dead letter, "

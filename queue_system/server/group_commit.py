@@ -10,6 +10,10 @@ commit is on disk: a 202 still means "stored".
 Each request runs in its own savepoint, so one refused request (a stale
 lease, an invalid task) is undone alone while the others in the batch are
 committed.
+
+Effects outside the store (a line in the dead-letter log) wait in the
+``Outbox`` until the commit that made them true is on disk: a request that
+is undone, or a batch whose commit fails, leaves no trace there either.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any, Callable, List, Optional
 
 from ..stores.base import Store
 
@@ -28,12 +32,39 @@ log = logging.getLogger("queue_system.server")
 _STOP = object()
 
 
+class Outbox:
+    """Effects that wait for the commit (the transactional outbox pattern).
+
+    Only the store thread adds to it, from inside the requests it runs."""
+
+    def __init__(self):
+        self._effects: List[Callable[[], Any]] = []
+
+    def add(self, effect: Callable[[], Any]) -> None:
+        self._effects.append(effect)
+
+    def _mark(self) -> int:
+        return len(self._effects)
+
+    def _undo(self, mark: int) -> None:
+        del self._effects[mark:]
+
+    def _release(self) -> None:
+        effects, self._effects = self._effects, []
+        for effect in effects:
+            try:
+                effect()
+            except Exception:  # the commit stands: an effect that fails is logged, not raised
+                log.exception("an effect after the commit failed")
+
+
 class GroupCommitter:
     """Runs callables against a store in one thread, many per transaction."""
 
-    def __init__(self, store: Store, max_batch: int = 256):
+    def __init__(self, store: Store, max_batch: int = 256, outbox: Optional[Outbox] = None):
         self.store = store
         self.max_batch = max_batch
+        self.outbox = outbox or Outbox()
         self._requests: "queue.SimpleQueue" = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="group-commit", daemon=True)
         self._thread.start()
@@ -70,26 +101,31 @@ class GroupCommitter:
 
     def _commit(self, batch: list) -> None:
         outcomes = []
+        outbox = self.outbox
         try:
             with self.store.transaction():
                 for future, fn, args in batch:
                     # A request whose client went away before its turn is not run.
                     if not future.set_running_or_notify_cancel():
                         continue
+                    mark = outbox._mark()
                     try:
                         with self.store.transaction():  # a savepoint: undone alone on error
                             outcomes.append((future, True, fn(*args)))
                     except Exception as exc:  # the caller gets it, the batch goes on
+                        outbox._undo(mark)
                         if not self.store.transaction_alive():
                             raise  # the store gave the whole transaction up: so do we
                         outcomes.append((future, False, exc))
         except Exception as exc:
             # The commit itself failed (disk full...): nothing of this batch is stored.
+            outbox._undo(0)
             log.exception("commit of %d requests failed", len(batch))
             for future, _, _ in batch:
                 if future.running() or (not future.done() and future.set_running_or_notify_cancel()):
                     future.set_exception(exc)
             return
+        outbox._release()
         for future, ok, value in outcomes:
             if ok:
                 future.set_result(value)

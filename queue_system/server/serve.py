@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from typing import Optional
 
 import uvicorn
 
 from ..backoff import Backoff
+from ..dead_letter_log import DeadLetterLog
 from ..queue import TaskQueue
 from ..stores import open_store
 from .app import create_app
@@ -29,19 +31,25 @@ class CleanStopServer(uvicorn.Server):
 
 def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
           lease_seconds: float = 15.0, backoff: Backoff = Backoff(),
-          max_body: int = 1024 * 1024, log_level: str = "info") -> None:
-    """Serve the queue until SIGINT/SIGTERM. ``db`` is a SQLite file, or ``memory``."""
+          max_body: int = 1024 * 1024, log_level: str = "info",
+          dead_letter_log: Optional[str] = None) -> None:
+    """Serve the queue until SIGINT/SIGTERM. ``db`` is a SQLite file, or ``memory``;
+    ``dead_letter_log`` a file that gets a JSON line per dead-lettered task."""
     if db != "memory":
         folder = os.path.dirname(os.path.abspath(db))
         os.makedirs(folder, exist_ok=True)
+    dead_letters = DeadLetterLog(dead_letter_log) if dead_letter_log else None
     store = open_store(db)
     queue = TaskQueue(store, lease_seconds=lease_seconds, backoff=backoff)
     app = create_app(queue, max_body=max_body,
-                     store_name="memory" if db == "memory" else f"sqlite:{db}")
+                     store_name="memory" if db == "memory" else f"sqlite:{db}",
+                     dead_letter_log=dead_letters)
     logging.basicConfig(level=log_level.upper(), format="%(message)s")
     logging.getLogger("queue_system").setLevel(log_level.upper())
     print(f"Producer API listening on http://{host}:{port} "
           f"(store: {db}, lease {lease_seconds:g}s, docs at /docs)", flush=True)
+    if dead_letters is not None:
+        print(f"Dead-lettered tasks are logged to {dead_letter_log}", flush=True)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=2)
     server = CleanStopServer(config)
@@ -49,6 +57,8 @@ def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
         server.run()
     finally:
         store.close()
+        if dead_letters is not None:
+            dead_letters.close()
     if not server.started:  # e.g. the port was taken: uvicorn said why
         raise SystemExit(1)
     print("Producer API stopped", flush=True)

@@ -10,6 +10,8 @@ the dead letter happen. Both are settings, so tests and demos can run fast.
 
 from __future__ import annotations
 
+import importlib
+import json
 import random
 import threading
 import time
@@ -40,7 +42,13 @@ RESULTS: Dict[Optional[str], Callable[[Task], Any]] = {
 
 @dataclass
 class SimulatedWork:
-    """Sleep ``min_seconds``..``max_seconds``, fail with ``failure_rate``, else give a result."""
+    """Sleep ``min_seconds``..``max_seconds``, fail with ``failure_rate``, else give a result.
+
+    With a ``seed``, an attempt's work time and outcome depend only on the seed,
+    the task's type and payload, and its attempt number: whichever worker takes
+    whichever task, a run plays out the same, which is what a lab or a test needs
+    to show the same retries each time. Without one, every draw is fresh.
+    """
 
     min_seconds: float = 1.0
     max_seconds: float = 3.0
@@ -57,9 +65,16 @@ class SimulatedWork:
         self._rng = random.Random(self.seed)
 
     def __call__(self, task: Task) -> Any:
-        with self._lock:  # one generator shared by the worker's threads
-            seconds = self._rng.uniform(self.min_seconds, self.max_seconds)
-            fails = self._rng.random() < self.failure_rate
+        if self.seed is not None:
+            # A str seed is hashed with SHA-512: the same on every machine and run.
+            rng = random.Random(f"{self.seed}:{task.type}:{json.dumps(task.payload, sort_keys=True)}"
+                                f":{task.attempts}")
+            seconds = rng.uniform(self.min_seconds, self.max_seconds)
+            fails = rng.random() < self.failure_rate
+        else:
+            with self._lock:  # one generator shared by the worker's threads
+                seconds = self._rng.uniform(self.min_seconds, self.max_seconds)
+                fails = self._rng.random() < self.failure_rate
         if seconds:
             time.sleep(seconds)
         if fails:
@@ -70,3 +85,31 @@ class SimulatedWork:
 def lesson_handlers(work: SimulatedWork) -> Dict[Optional[str], Handler]:
     """The lesson's handlers: every type (``None`` is the default) runs the simulated work."""
     return {name: work for name in RESULTS}
+
+
+def load_handlers(spec: str) -> Dict[Optional[str], Handler]:
+    """Your own handlers, named ``MODULE:NAME`` (as uvicorn names an app).
+
+    ``NAME`` is a dict from task type to handler (the key ``None`` handles every
+    other type) or one function that handles every type. ``MODULE`` is imported
+    from the worker's Python path (its working folder, and ``PYTHONPATH``).
+    Raises ``ValueError`` saying what is wrong.
+    """
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise ValueError(f"handlers must be given as MODULE:NAME, such as tasks:HANDLERS, not {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import the handlers' module {module_name!r}: {exc}") from None
+    try:
+        found = getattr(module, name)
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no {name!r}") from None
+    if callable(found):
+        return {None: found}
+    if isinstance(found, dict) and found and all(callable(h) for h in found.values()) \
+            and all(k is None or isinstance(k, str) for k in found):
+        return dict(found)
+    raise ValueError(f"{spec} must be a function, or a dict from task type (or None) to "
+                     f"functions, not {type(found).__name__}")

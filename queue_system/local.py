@@ -1,0 +1,167 @@
+"""The system on this machine: a server and workers as processes on 127.0.0.1.
+
+The demo's picture, made a tool: the labs, the tests and the benchmarks all
+need a real producer API and real worker processes, on free loopback ports,
+that they can stop politely (SIGTERM), kill (SIGKILL) and restart, and that
+never outlive them. ``LocalSystem`` starts ``python -m queue_system``
+processes, keeps each one's log in a file, and stops whatever still runs:
+
+- when the ``with`` block ends, even on an exception (a failing cell);
+- when the Python that started them exits (``atexit``: a notebook's kernel
+  shut down or restarted);
+- when it dies without a word (SIGKILL): on Linux each child asks the kernel
+  to send it SIGTERM when its parent goes (``PR_SET_PDEATHSIG``).
+
+    with LocalSystem() as system:
+        system.start_server("--backoff", "none")
+        system.start_worker("worker-1", "--min-work", "0.05", "--max-work", "0.2")
+        system.client.submit("email", {"to": "user@example.com"})
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .client import QueueClient, ServerUnreachable
+from .localhost import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent  # the folder that holds queue_system/
+
+_PR_SET_PDEATHSIG = 1
+_running: "weakref.WeakSet[LocalSystem]" = weakref.WeakSet()
+
+
+def _die_with_parent() -> None:  # pragma: no cover (runs in the child, before exec)
+    """In the child: ask Linux for SIGTERM when the parent dies (a polite stop)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: atexit and close() still stop the children
+
+
+@atexit.register
+def _stop_all() -> None:
+    for system in list(_running):
+        system.close()
+
+
+class LocalSystem:
+    """Starts ``python -m queue_system`` processes on 127.0.0.1; stops them all on exit.
+
+    ``folder`` holds the SQLite file and one log per process (``log(name)``);
+    by default a new temporary folder. ``port`` defaults to a free one.
+    """
+
+    def __init__(self, folder=None, *, port: Optional[int] = None):
+        self.folder = Path(folder or tempfile.mkdtemp(prefix="queue-lab-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.db = str(self.folder / "queue.db")
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.processes: Dict[str, subprocess.Popen] = {}
+        self.server: Optional[subprocess.Popen] = None
+        self.client = QueueClient(self.url)
+        _running.add(self)
+
+    # -- starting ---------------------------------------------------------------------
+
+    def start(self, name: str, args: List[str], env: Optional[dict] = None) -> subprocess.Popen:
+        """Run ``python -m queue_system ARGS`` as ``name``, its output appended to ``name``.log."""
+        old = self.processes.get(name)
+        if old is not None and old.poll() is None:
+            raise RuntimeError(f"{name} is already running (pid {old.pid})")
+        environment = dict(os.environ, **(env or {}))
+        # The project first, then any path given (a folder of your own handlers, say).
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT)] + [p for p in [environment.get("PYTHONPATH")] if p])
+        with open(self.folder / f"{name}.log", "a") as log:
+            process = subprocess.Popen([sys.executable, "-m", "queue_system", *args], cwd=ROOT,
+                                       stdout=log, stderr=subprocess.STDOUT, env=environment,
+                                       preexec_fn=_die_with_parent if os.name == "posix" else None)
+        self.processes[name] = process
+        return process
+
+    def start_server(self, *extra: str, wait: bool = True) -> subprocess.Popen:
+        """The producer API on this system's port and SQLite file (a restart reuses both)."""
+        self.server = self.start("server", ["serve", "--port", str(self.port), "--db", self.db,
+                                            "--log-level", "info", *extra])
+        if wait:
+            self.wait_healthy()
+        return self.server
+
+    def wait_healthy(self, timeout: float = 30) -> dict:
+        """Wait until the server answers ``/health``; fails early if it exited."""
+        def healthy():
+            if self.server.poll() is not None:
+                raise RuntimeError(f"the server exited with code {self.server.returncode}:\n"
+                                   + self.log("server")[-2000:])
+            try:
+                return self.client.health()
+            except ServerUnreachable:
+                return None
+        return wait_for(healthy, timeout, "the server to answer /health")
+
+    def start_worker(self, worker_id: str, *extra: str, env: Optional[dict] = None):
+        """A worker named ``worker_id`` against this system's server."""
+        return self.start(worker_id, ["worker", "--url", self.url, "--id", worker_id, *extra],
+                          env=env)
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def stop(self, process: subprocess.Popen, sig: int = signal.SIGTERM,
+             timeout: float = 30) -> int:
+        """Send ``sig`` (SIGTERM: a polite stop) and wait for the exit code."""
+        if process.poll() is None:
+            process.send_signal(sig)
+        return process.wait(timeout=timeout)
+
+    def kill(self, process: subprocess.Popen, sig: int = signal.SIGKILL,
+             timeout: float = 30) -> int:
+        """Stop a process without warning (SIGKILL: as a crash or a power cut would)."""
+        return self.stop(process, sig, timeout)
+
+    def close(self, grace: float = 5) -> None:
+        """Stop every process still running: the workers (so that they can still report what
+        they finish), then the server. SIGTERM first; SIGKILL whatever is left after ``grace``
+        seconds (0: at once)."""
+        workers = [p for p in self.processes.values() if p is not self.server]
+        for group in (workers, [self.server] if self.server is not None else []):
+            for process in group:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            for process in group:
+                try:
+                    process.wait(timeout=max(deadline - time.monotonic(), 0))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.client.close()
+        _running.discard(self)
+
+    def __enter__(self) -> "LocalSystem":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- looking ----------------------------------------------------------------------
+
+    def log(self, name: str) -> str:
+        """Everything process ``name`` printed so far ("server", or a worker's id)."""
+        path = self.folder / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+    def running(self) -> List[str]:
+        """The names of the processes still running."""
+        return [name for name, p in self.processes.items() if p.poll() is None]
