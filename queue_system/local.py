@@ -38,7 +38,7 @@ from .localhost import free_port, wait_for
 ROOT = Path(__file__).resolve().parent.parent  # the folder that holds queue_system/
 
 _PR_SET_PDEATHSIG = 1
-_running: "weakref.WeakSet[LocalSystem]" = weakref.WeakSet()
+_running: weakref.WeakSet = weakref.WeakSet()  # what atexit stops: anything with close()
 
 
 def _die_with_parent() -> None:  # pragma: no cover (runs in the child, before exec)
@@ -53,6 +53,33 @@ def _die_with_parent() -> None:  # pragma: no cover (runs in the child, before e
 def _stop_all() -> None:
     for system in list(_running):
         system.close()
+
+
+def spawn(argv: List[str], log_path: Path, env: Optional[dict] = None) -> subprocess.Popen:
+    """Start ``argv`` in the project folder, its output appended to ``log_path``; the
+    project is on its ``PYTHONPATH`` (before any path ``env`` gives), and it dies with us."""
+    environment = dict(os.environ, **(env or {}))
+    # The project first, then any path given (a folder of your own handlers, say).
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + [p for p in [environment.get("PYTHONPATH")] if p])
+    with open(log_path, "a") as log:
+        return subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                env=environment,
+                                preexec_fn=_die_with_parent if os.name == "posix" else None)
+
+
+def stop_all(processes: List[subprocess.Popen], grace: float) -> None:
+    """SIGTERM to each, then SIGKILL whatever still runs ``grace`` seconds later."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class LocalSystem:
@@ -80,14 +107,8 @@ class LocalSystem:
         old = self.processes.get(name)
         if old is not None and old.poll() is None:
             raise RuntimeError(f"{name} is already running (pid {old.pid})")
-        environment = dict(os.environ, **(env or {}))
-        # The project first, then any path given (a folder of your own handlers, say).
-        environment["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT)] + [p for p in [environment.get("PYTHONPATH")] if p])
-        with open(self.folder / f"{name}.log", "a") as log:
-            process = subprocess.Popen([sys.executable, "-m", "queue_system", *args], cwd=ROOT,
-                                       stdout=log, stderr=subprocess.STDOUT, env=environment,
-                                       preexec_fn=_die_with_parent if os.name == "posix" else None)
+        process = spawn([sys.executable, "-m", "queue_system", *args],
+                        self.folder / f"{name}.log", env)
         self.processes[name] = process
         return process
 
@@ -134,18 +155,8 @@ class LocalSystem:
         """Stop every process still running: the workers (so that they can still report what
         they finish), then the server. SIGTERM first; SIGKILL whatever is left after ``grace``
         seconds (0: at once)."""
-        workers = [p for p in self.processes.values() if p is not self.server]
-        for group in (workers, [self.server] if self.server is not None else []):
-            for process in group:
-                if process.poll() is None:
-                    process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            for process in group:
-                try:
-                    process.wait(timeout=max(deadline - time.monotonic(), 0))
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        stop_all([p for p in self.processes.values() if p is not self.server], grace)
+        stop_all([self.server] if self.server is not None else [], grace)
         self.client.close()
         _running.discard(self)
 

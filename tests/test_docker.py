@@ -11,41 +11,26 @@ What is not checked here: building the image and running it in Docker.
 """
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import compose
 import httpx
 import pytest
 
-from live import ROOT, free_port, wait_for
+from queue_system.local_compose import COMPOSE_FILE, LocalCompose, compose_run, resolved_config
 
-COMPOSE = Path(compose.__file__).parent / "docker-compose"  # the real binary, not the wrapper
+from live import ROOT, wait_for
+
 HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or "hadolint"
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
 LESSON_TASKS = ([{"type": "email", "payload": {"to": "user@example.com", "subject": "Hello"}},
                  {"type": "image", "payload": {"url": "https://example.com/image.jpg"}}]
                 + [{"type": "report", "payload": {"id": i}} for i in range(1, 11)])
-
-
-def compose_run(*args, compose_file=COMPOSE_FILE, env=None):
-    environment = dict(os.environ, **(env or {}))
-    return subprocess.run([str(COMPOSE), "-f", str(compose_file), *args], capture_output=True,
-                          text=True, timeout=60, env=environment, cwd=ROOT)
-
-
-def resolved_config(env=None) -> dict:
-    answer = compose_run("config", "--format", "json", env=env)
-    assert answer.returncode == 0, answer.stderr
-    return json.loads(answer.stdout)
 
 
 # -- the compose file, as Compose reads it ------------------------------------------------
@@ -127,92 +112,18 @@ def test_dockerfile_follows_the_brief():
 
 # -- the topology, run as local processes -------------------------------------------------
 
-class LocalCompose:
-    """Runs compose services as processes: service names and ports mapped to 127.0.0.1."""
-
-    def __init__(self, config: dict, folder: Path):
-        self.services = config["services"]
-        self.folder = folder
-        self.processes = {}
-        self.ports = {}  # (service, container port) -> local port
-        for name, service in self.services.items():
-            for port in service.get("ports", []):
-                self.ports[(name, int(port["target"]))] = free_port()
-        self.volumes = {}  # container path -> local folder, per service
-        for name, service in self.services.items():
-            for volume in service.get("volumes", []):
-                local = folder / volume["source"]
-                local.mkdir(exist_ok=True)
-                self.volumes[(name, volume["target"])] = str(local)
-
-    def url(self, service: str, port: int) -> str:
-        return f"http://127.0.0.1:{self.ports[(service, port)]}"
-
-    def environment(self, name: str) -> dict:
-        env = dict(self.services[name].get("environment") or {})
-        for (service, target), local in self.ports.items():
-            for key, value in env.items():  # http://producer:3000 -> http://127.0.0.1:PORT
-                env[key] = value.replace(f"//{service}:{target}", f"//127.0.0.1:{local}")
-            if service == name and env.get("PORT") == str(target):
-                env["PORT"] = str(local)  # the process listens where the port is published
-        for (service, target), local in self.volumes.items():
-            if service == name:
-                env = {k: v.replace(target, local, 1) if v.startswith(target) else v
-                       for k, v in env.items()}
-        if env.get("HOST") == "0.0.0.0":
-            env["HOST"] = "127.0.0.1"  # tests never listen beyond loopback
-        return env
-
-    def command(self, argv):
-        return [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]
-
-    def start(self, name: str):
-        log = open(self.folder / f"{name}.log", "a")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.environment(name))
-        self.processes[name] = subprocess.Popen(
-            self.command(self.services[name]["command"]), cwd=ROOT, env=env,
-            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-
-    def healthy(self, name: str) -> bool:
-        test = self.services[name]["healthcheck"]["test"]
-        assert test[0] == "CMD"
-        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.environment(name))
-        return subprocess.run(self.command(test[1:]), cwd=ROOT, env=env, capture_output=True,
-                              timeout=30).returncode == 0
-
-    def stop(self, name: str) -> int:
-        """As `docker compose stop`: the stop signal, then the grace period."""
-        service = self.services[name]
-        grace = float(service.get("stop_grace_period", "10s").rstrip("s"))
-        process = self.processes[name]
-        process.send_signal(getattr(signal, service.get("stop_signal", "SIGTERM")))
-        return process.wait(timeout=grace)
-
-    def log(self, name: str) -> str:
-        return (self.folder / f"{name}.log").read_text()
-
-    def close(self):
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-
 @pytest.fixture
 def topology(tmp_path):
     fast = {"WORK_MIN_SECONDS": "0.3", "WORK_MAX_SECONDS": "0.6", "FAILURE_RATE": "0.2"}
-    local = LocalCompose(resolved_config(fast), tmp_path)
-    yield local
-    local.close()
+    with LocalCompose(resolved_config(fast), tmp_path) as local:
+        yield local
 
 
 def test_lesson_steps_run_with_the_compose_commands(topology):
     # Step 1: start. Workers wait for the producer to be healthy (depends_on).
     topology.start("producer")
     wait_for(lambda: topology.healthy("producer"), 30, "the producer's healthcheck")
-    workers = [name for name, service in topology.services.items()
-               if name != "producer" and service.get("deploy", {}).get("replicas", 1) > 0]
+    workers = [name for name in topology.started_by_up() if name != "producer"]
     assert workers == ["worker-1", "worker-2", "worker-3"]
     for name in workers:
         topology.start(name)

