@@ -16,12 +16,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .model import Result  # noqa: E402
 from .replications import Replications  # noqa: E402
+from .summary import FIGURES as FIGURE_UNITS  # noqa: E402
 
 PRIORITY_COLOURS = {"high": "tab:red", "normal": "tab:blue", "low": "tab:green"}
+WAIT_TICKS = [0, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
 
 
 def _minutes(seconds):
@@ -34,6 +37,16 @@ def _shade_spikes(ax, result: Result) -> None:
                    label="traffic spike" if i == 0 else None)
     if result.scenario.warmup > 0:
         ax.axvspan(0, result.scenario.warmup / 60, color="grey", alpha=0.12, label="warm-up (ignored)")
+
+
+def _legend_below(ax, *others) -> None:
+    """One legend for ``ax`` and its twins, under the plot: it never hides the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    for other in others:
+        more = other.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+              ncol=min(len(labels), 3), fontsize=8, frameon=False)
 
 
 def plot_queue(result: Result, ax) -> None:
@@ -60,9 +73,7 @@ def plot_queue(result: Result, ax) -> None:
         ax.plot(_minutes(crashes), np.zeros(len(crashes)), "x", color="red", ms=7,
                 label="worker crashed holding a task")
     _shade_spikes(ax, result)
-    lines = ax.get_legend_handles_labels()
-    lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=8)
+    _legend_below(ax, ax2)
     ax.set_title("Queue length and busy workers over time")
 
 
@@ -77,8 +88,14 @@ def plot_waits(result: Result, ax) -> None:
         share = np.arange(1, len(waits) + 1) / len(waits)
         ax.step(waits, share, where="post", color=PRIORITY_COLOURS[priority],
                 label=f"{priority} (n={len(waits):,}, mean {waits.mean():.1f} s)")
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlabel("wait before completion or dead letter (s, log scale above 1 s)")
+    ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
+    longest = float(done["wait"].max()) if len(done) else 1.0
+    ticks = [t for t in WAIT_TICKS if t <= max(longest * 1.5, 1.0)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(0, max(longest * 1.1, 1.0))
+    ax.set_xlabel("wait before completion or dead letter (s; linear to 1 s, logarithmic above)")
     ax.set_ylabel("share of tasks that waited at most x")
     ax.set_ylim(0, 1.02)
     ax.legend(loc="lower right", fontsize=8)
@@ -109,40 +126,99 @@ def plot_throughput(result: Result, ax, bins: int = 60) -> None:
     ax2.set_ylabel("worker utilisation (%)")
     ax2.set_ylim(0, 105)
     _shade_spikes(ax, result)
-    lines = ax.get_legend_handles_labels()
-    lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="lower right", fontsize=8)
+    _legend_below(ax, ax2)
     ax.set_title("Throughput and utilisation over time")
 
 
 def plot_theory(summary: Dict[str, float], theory: Dict[str, float], ax,
                 ci: Optional["object"] = None) -> None:
-    """Bars: simulation (with its 95% interval if replicated) beside theory, per figure."""
-    # A ratio to zero means nothing (no failures: no dead letter): such figures are left out.
+    """Per figure, how far the simulation is from theory, in % of the theoretical value.
+
+    Figures have different units (seconds, tasks, fractions), so each is shown as
+    (simulation - theory) / theory: 0 is perfect agreement, and the error bar is the
+    simulation's 95% interval when it was replicated. Each bar is labelled with both
+    values in their own unit."""
+    # A difference relative to zero means nothing (no failures: no dead letter): left out.
     names = [n for n in theory if n in summary and theory[n]]
     if not names:
         ax.text(0.5, 0.5, "no textbook formula applies to this scenario",
                 ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
-    x = np.arange(len(names))
-    sim_values = [summary[n] for n in names]
-    errors = None
+    y = np.arange(len(names))
+    gap = np.array([100 * (summary[n] / theory[n] - 1) for n in names])
+    err = None
     if ci is not None:
-        errors = [ci.loc[n, "half_width"] if n in ci.index else 0 for n in names]
-    # Figures have different units: show each as a ratio to its theoretical value.
-    ratio = [s / theory[n] if theory[n] else np.nan for s, n in zip(sim_values, names)]
-    err = None if errors is None else [e / theory[n] if theory[n] else 0 for e, n in zip(errors, names)]
-    ax.bar(x - 0.2, [1.0] * len(names), 0.4, color="lightgrey", label="theory (= 1)")
-    ax.bar(x + 0.2, ratio, 0.4, yerr=err, capsize=3, color="tab:blue",
-           label="simulation" + (" (95% interval)" if err else ""))
-    for xi, n, s in zip(x, names, sim_values):
-        ax.text(xi, 0.02, f"th {theory[n]:.3g}\nsim {s:.3g}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(x)
-    ax.set_xticklabels([n.replace("_", " ") for n in names], rotation=25, ha="right", fontsize=8)
-    ax.set_ylabel("simulation / theory (ratio, 1 = agreement)")
-    ax.legend(loc="upper right", fontsize=8)
+        err = [100 * ci.loc[n, "half_width"] / abs(theory[n]) if n in ci.index else 0
+               for n in names]
+    ax.barh(y, gap, xerr=err, capsize=3, color="tab:blue", alpha=0.7,
+            label="simulation" + (" (95% interval)" if err is not None else ""))
+    ax.axvline(0, color="black", lw=1, label="theory")
+    reach = max(5.0, float(np.nanmax(np.abs(gap) + (np.array(err) if err is not None else 0))) * 1.3)
+    ax.set_xlim(-reach, reach)
+    labels = []
+    for n in names:
+        unit = "" if FIGURE_UNITS.get(n) == "fraction" else " " + FIGURE_UNITS.get(n, "")
+        labels.append(f"{n.replace('_', ' ')}\n(theory {theory[n]:.3g}, sim {summary[n]:.3g}{unit})")
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("simulation - theory (% of the theoretical value)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)
     ax.set_title("Simulation against theory")
+
+
+OUTCOME_COLOURS = {"completed": "tab:green", "failed": "tab:orange", "crashed": "tab:red",
+                   "unfinished": "lightgrey"}
+
+
+def plot_attempts(attempts, ax, start: Optional[float] = None, end: Optional[float] = None,
+                  label_tasks: bool = False) -> None:
+    """A timeline: each attempt is a bar on its worker's line, coloured by how it ended.
+
+    ``attempts`` has the columns of ``Result.attempts`` (task, worker, start, end,
+    outcome; times in seconds), from the simulation or from a live run. A crashed
+    attempt ends with a red cross, and a dotted arrow joins it to the same task's
+    next attempt: the gap is the time the queue waited for the lease to run out.
+    ``start`` and ``end`` zoom in on a window of time."""
+    a = attempts
+    if start is not None:
+        a = a[a["end"] >= start]
+    if end is not None:
+        a = a[a["start"] <= end]
+    workers = sorted(a["worker"].unique(), key=str)
+    row = {w: i for i, w in enumerate(workers)}
+    for outcome, group in a.groupby("outcome", observed=True):
+        ax.barh([row[w] for w in group["worker"]], group["end"] - group["start"],
+                left=group["start"], height=0.6, color=OUTCOME_COLOURS.get(outcome, "tab:blue"),
+                edgecolor="white", linewidth=0.5, label=f"attempt {outcome}")
+    if label_tasks:
+        for r in a.itertuples():
+            ax.text((r.start + r.end) / 2, row[r.worker], str(r.task), ha="center",
+                    va="center", fontsize=7)
+    crashed = a[a["outcome"] == "crashed"]
+    if len(crashed):
+        ax.plot(crashed["end"], [row[w] for w in crashed["worker"]], "x", color="red", ms=9,
+                mew=2, label="worker crashed")
+    for r in crashed.itertuples():
+        later = attempts[(attempts["task"] == r.task) & (attempts["start"] > r.start)]
+        if len(later) and later["worker"].iloc[0] in row:
+            nxt = later.sort_values("start").iloc[0]
+            ax.annotate("", xy=(nxt["start"], row[nxt["worker"]]), xytext=(r.end, row[r.worker]),
+                        arrowprops=dict(arrowstyle="->", linestyle=":", color="red"))
+            ax.text((r.end + nxt["start"]) / 2, (row[r.worker] + row[nxt["worker"]]) / 2,
+                    f"{nxt['start'] - r.start:.0f} s from claim to retry", color="red",
+                    ha="center", va="center", fontsize=8,
+                    bbox=dict(facecolor="white", edgecolor="red", alpha=0.9, pad=2))
+    ax.set_yticks(range(len(workers)))
+    ax.set_yticklabels([w if isinstance(w, str) else f"worker-{w + 1}" for w in workers])
+    ax.set_ylim(len(workers) - 0.4, -0.6)
+    if start is not None or end is not None:
+        ax.set_xlim(start if start is not None else a["start"].min(),
+                    end if end is not None else a["end"].max())
+    ax.set_xlabel("time (s)")
+    ax.set_title("Who ran which attempt, and when")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=5, fontsize=8, frameon=False)
 
 
 def dashboard(result: Result, theory: Dict[str, float], path: str,
