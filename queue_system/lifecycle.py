@@ -184,9 +184,10 @@ def _failed_attempt(task: Task, now: float, error: Optional[str], backoff: Backo
 
 
 def release(task: Task, now: float, lease_id: Optional[str]) -> Task:
-    """The holder gives the task back unstarted (a worker shutting down): no attempt counted."""
+    """The holder gives the task back unstarted (a worker shutting down, a claim whose
+    client went away): no failure counted, and the claim no longer counts as an attempt."""
     check_lease(task, now, lease_id)
-    return task._replace(status="pending", execute_at=now,
+    return task._replace(status="pending", execute_at=now, attempts=max(task.attempts - 1, 0),
                          lease_id=None, lease_expires_at=None, updated_at=now,
                          version=task.version + 1)
 

@@ -57,7 +57,7 @@ class Task(NamedTuple):
     execute_at: float = 0.0          # not handed out before this time
     retries: int = 0
     max_retries: int = 3
-    attempts: int = 0                # how many times a worker claimed it
+    attempts: int = 0                # claims a worker kept (a release gives one back)
     result: Any = None
     error: Optional[str] = None
     worker_id: Optional[str] = None  # who holds it, or last held it

@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
+from matplotlib.transforms import ScaledTranslation  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .model import Result  # noqa: E402
@@ -39,14 +40,22 @@ def _shade_spikes(ax, result: Result) -> None:
         ax.axvspan(0, result.scenario.warmup / 60, color="grey", alpha=0.12, label="warm-up (ignored)")
 
 
+def below_the_axes(ax) -> dict:
+    """Legend placement half an inch under the axes (below the tick labels and the
+    axis label), whatever the figure's size: a legend there never hides the data."""
+    offset = ScaledTranslation(0, -0.5, ax.figure.dpi_scale_trans)
+    return {"loc": "upper center", "bbox_to_anchor": (0.5, 0.0),
+            "bbox_transform": ax.transAxes + offset}
+
+
 def _legend_below(ax, *others) -> None:
     """One legend for ``ax`` and its twins, under the plot: it never hides the data."""
     handles, labels = ax.get_legend_handles_labels()
     for other in others:
         more = other.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
-    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16),
-              ncol=min(len(labels), 3), fontsize=8, frameon=False)
+    ax.legend(handles, labels, ncol=min(len(labels), 3), fontsize=8, frameon=False,
+              **below_the_axes(ax))
 
 
 def plot_queue(result: Result, ax) -> None:
@@ -149,12 +158,14 @@ def plot_theory(summary: Dict[str, float], theory: Dict[str, float], ax,
     gap = np.array([100 * (summary[n] / theory[n] - 1) for n in names])
     err = None
     if ci is not None:
-        err = [100 * ci.loc[n, "half_width"] / abs(theory[n]) if n in ci.index else 0
-               for n in names]
+        # From the interval's own ends: it need not be centred on the mean (see replications).
+        ends = np.array([[100 * (ci.loc[n, end] / theory[n] - 1) if n in ci.index else g
+                          for n, g in zip(names, gap)] for end in ("low", "high")])
+        err = np.nan_to_num(np.abs(ends - gap))
     ax.barh(y, gap, xerr=err, capsize=3, color="tab:blue", alpha=0.7,
             label="simulation" + (" (95% interval)" if err is not None else ""))
     ax.axvline(0, color="black", lw=1, label="theory")
-    reach = max(5.0, float(np.nanmax(np.abs(gap) + (np.array(err) if err is not None else 0))) * 1.3)
+    reach = max(5.0, float(np.nanmax(np.abs(gap) + (err.max(axis=0) if err is not None else 0))) * 1.3)
     ax.set_xlim(-reach, reach)
     labels = []
     for n in names:
@@ -164,7 +175,7 @@ def plot_theory(summary: Dict[str, float], theory: Dict[str, float], ax,
     ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("simulation - theory (% of the theoretical value)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)
+    ax.legend(ncol=2, fontsize=8, frameon=False, **below_the_axes(ax))
     ax.set_title("Simulation against theory")
 
 
@@ -218,7 +229,7 @@ def plot_attempts(attempts, ax, start: Optional[float] = None, end: Optional[flo
                     end if end is not None else a["end"].max())
     ax.set_xlabel("time (s)")
     ax.set_title("Who ran which attempt, and when")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=5, fontsize=8, frameon=False)
+    ax.legend(ncol=5, fontsize=8, frameon=False, **below_the_axes(ax))
 
 
 def dashboard(result: Result, theory: Dict[str, float], path: str,

@@ -227,6 +227,7 @@ def test_a_task_given_back_by_a_dead_poll_wakes_the_live_ones(live):
     poller.join(timeout=40)
     assert [t.id for t in got["tasks"]] == [task.id]
     assert time.monotonic() - submitted < 5  # not the 30 s wait
+    assert got["tasks"][0].attempts == 1, "a claim the ghost could not keep is not an attempt"
 
 
 def test_a_claim_answered_as_the_worker_stops_is_not_left_processing(live):

@@ -270,7 +270,9 @@ def test_release_gives_the_task_back_without_a_failure(queue):
     held = claim_one(queue)
     back = queue.release(held.id, held.lease_id)
     assert back.status == "pending" and back.retries == 0
-    assert claim_one(queue).id == task.id
+    assert back.attempts == 0, "a claim given back unstarted is not an attempt"
+    again = claim_one(queue)
+    assert again.id == task.id and again.attempts == 1
 
 
 def test_idempotency_key_deduplicates(queue):

@@ -203,6 +203,8 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
         while True:
             # Take the event before looking, so a task enqueued meanwhile still wakes us.
             signal = state["signal"].current()
+            if wait and await request.is_disconnected():
+                return []  # the worker left while we waited: claim nothing for it
             tasks, wakeup = await run(claim_and_next_wakeup)
             if tasks and wait and await request.is_disconnected():
                 # The worker left while we waited (stopped, killed): give them back.
