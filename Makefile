@@ -41,8 +41,9 @@ worker: $(VENV)/.installed  ## one worker against http://127.0.0.1:3000
 bench: $(VENV)/.installed  ## the benchmarks against the peers (slow; not part of the tests)
 	$(PY) bench/run_all.py
 
-notebook: $(VENV)/.installed  ## rerun the notebooks and save them with their outputs
-	$(PY) notebooks/execute.py notebooks/*.ipynb
+notebook: $(VENV)/.installed  ## rerun the labs, save them with their outputs, rewrite the exercises' copy
+	$(PY) notebooks/execute.py $(filter-out notebooks/04-exercises.ipynb,$(wildcard notebooks/*.ipynb))
+	$(PY) notebooks/make_exercises.py
 
 clean:
 	rm -rf $(VENV) $(LAB_VENV) data
