@@ -115,6 +115,28 @@ class LocalCompose:
         self.processes[name] = process
         return process
 
+    def scale(self, service: str, replicas: int) -> List[str]:
+        """``docker compose up -d --scale SERVICE=N``: N more processes of ``service``.
+
+        Each replica is named ``SERVICE-replica-K`` and gets that name as its
+        ``WORKER_ID``, as a scaled container names itself after its host name. The
+        replicas are services of their own here, so ``stop``, ``kill``, ``log``,
+        ``ps`` and ``close`` treat them like the others. Returns their names."""
+        template = {k: v for k, v in self.services[service].items() if k != "deploy"}
+        names = []
+        for k in range(1, replicas + 1):
+            name = f"{service}-replica-{k}"
+            self.services[name] = dict(template, environment={
+                **(template.get("environment") or {}), "WORKER_ID": name})
+            self.start(name)
+            names.append(name)
+        return names
+
+    def ps(self) -> Dict[str, str]:
+        """``docker compose ps``: each started service, ``running`` or ``exited (CODE)``."""
+        return {name: "running" if p.poll() is None else f"exited ({p.returncode})"
+                for name, p in self.processes.items()}
+
     def healthy(self, name: str) -> bool:
         """Run the service's own healthcheck command once: does it pass?"""
         test = self.services[name]["healthcheck"]["test"]

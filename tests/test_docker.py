@@ -170,3 +170,23 @@ def test_lesson_steps_run_with_the_compose_commands(topology):
         new_id = http.post("/task", json={"type": "report", "payload": {"id": 99}}).json()["taskId"]
         wait_for(lambda: http.get(f"/tasks/{new_id}").json()["status"] in ("completed", "failed"),
                  60, "the new task after the restart")
+
+
+def test_scale_starts_named_replicas_of_the_worker_template(topology):
+    topology.start("producer")
+    wait_for(lambda: topology.healthy("producer"), 30, "the producer's healthcheck")
+    names = topology.scale("worker", 2)
+    assert names == ["worker-replica-1", "worker-replica-2"]
+    url = topology.url("producer", 3000)
+    with httpx.Client(base_url=url, timeout=10) as http:
+        ids = [http.post("/task", json={"type": "report", "payload": {"id": i}}).json()["taskId"]
+               for i in range(20)]
+        wait_for(lambda: all(http.get(f"/tasks/{i}").json()["status"] in ("completed", "failed")
+                             for i in ids), 60, "the replicas to do the work")
+        workers = {http.get(f"/tasks/{i}").json()["worker_id"] for i in ids}
+    assert workers <= set(names) and topology.ps() == {
+        "producer": "running", "worker-replica-1": "running", "worker-replica-2": "running"}
+    for name in names:
+        assert f"[Worker {name}] Started" in topology.log(name)
+        assert topology.stop(name) == 0
+    assert topology.ps()["worker-replica-1"] == "exited (0)"
