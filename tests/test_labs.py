@@ -46,7 +46,7 @@ def test_the_folder_holds_the_series_and_nothing_else():
 def test_a_lab_opens_with_its_box_and_ends_with_its_takeaways(name):
     cells = read(name).cells
     first, last = cells[0].source, cells[-1].source
-    assert cells[0].cell_type == "markdown" and first.startswith("# ")
+    assert cells[0].cell_type == "markdown" and re.search(r"^# \d\d ", first, re.MULTILINE)
     for line in ("**What you will learn:**", "**What you need:**", "**About how long:**"):
         assert re.search(r"^> " + re.escape(line), first, re.MULTILINE), (name, line)
     assert any(c.cell_type == "markdown" and "## Key takeaways (*à retenir*)" in c.source
