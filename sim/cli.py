@@ -7,8 +7,9 @@ A lab bench for the lesson::
     python -m sim run --scenario spike --replications 10 --plot spike.png --csv out/
     python -m sim run --config my.json --workers 5 --seed 7
 
-``run`` prints each summary figure (with its 95% interval when replicated)
-beside the textbook's value where one applies; ``--csv`` writes the first
+``run`` prints each summary figure (with its 95% interval when replicated,
+one that never leaves the figure's range: see ``replications``) beside the
+textbook's value where one applies; ``--csv`` writes the first
 run's tasks, attempts and time series, every run's summary and, with two or
 more replications, the confidence intervals.
 """
@@ -27,7 +28,7 @@ from queue_system.arguments import positive
 
 from .compare import no_theory_reason, predictions
 from .model import simulate
-from .replications import confidence_interval, replicate
+from .replications import figure_interval, replicate
 from .scenario import MAX_SAMPLES, PRESETS, Scenario, preset
 from .summary import FIGURES
 
@@ -106,7 +107,7 @@ def cmd_run(args, out) -> int:
     rows = {}
     for name in FIGURES:
         if reps is not None:
-            rows[name] = confidence_interval(reps.runs[name])
+            rows[name] = figure_interval(name, reps.runs[name])
         else:
             rows[name] = {"mean": first.summary[name], "low": math.nan, "high": math.nan}
         rows[name]["theory"] = theory.get(name, math.nan)

@@ -7,13 +7,11 @@ that the saved files stay light, and that `make lab` really opens
 JupyterLab on them from a fresh clone.
 """
 
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import nbformat
