@@ -7,11 +7,15 @@ that the saved files stay light, and that `make lab` really opens
 JupyterLab on them from a fresh clone.
 """
 
+import asyncio
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import uuid
+from pathlib import Path
 
 import httpx
 import nbformat
@@ -96,6 +100,36 @@ def test_the_labs_run_strictly():
 
 # -- make lab ---------------------------------------------------------------------------
 
+async def execute(url: str, code: str, timeout: float = 120) -> str:
+    """Run ``code`` in a JupyterLab kernel over its websocket, as the browser does; what it
+    printed. Jupyter's messages: an execute_request on the shell channel, then the replies
+    to it on iopub until the kernel is idle again."""
+    from tornado.websocket import websocket_connect
+    socket = await websocket_connect(url)
+    msg_id = uuid.uuid4().hex
+    await socket.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False,
+                    "user_expressions": {}, "allow_stdin": False}}))
+    printed = []
+    try:
+        while True:
+            reply = json.loads(await asyncio.wait_for(socket.read_message(), timeout))
+            if reply.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = reply["msg_type"], reply["content"]
+            if kind == "stream":
+                printed.append(content["text"])
+            elif kind == "error":
+                raise AssertionError(f"{content['ename']}: {content['evalue']}")
+            elif kind == "status" and content["execution_state"] == "idle":
+                return "".join(printed)
+    finally:
+        socket.close()
+
+
 def test_make_lab_opens_jupyterlab_on_the_labs():
     """`make lab` on this checkout (CI runs the suite on a fresh clone): it creates
     .venv-lab if needed, then JupyterLab answers on 127.0.0.1 with the labs and a
@@ -122,13 +156,20 @@ def test_make_lab_opens_jupyterlab_on_the_labs():
         assert {f"{name}.ipynb" for name in SERIES} <= names
         specs = httpx.get(f"{base}/api/kernelspecs", headers=headers, timeout=10).json()
         assert "python3" in specs["kernelspecs"]
-        # A kernel of the lab's venv starts, in the labs' folder.
-        kernel = httpx.post(f"{base}/api/kernels", json={"name": "python3"}, headers=headers,
-                            timeout=30).json()
-        wait_for(lambda: httpx.get(f"{base}/api/kernels/{kernel['id']}", headers=headers,
-                                   timeout=10).json()["execution_state"] == "idle",
-                 60, "the kernel to start", interval=0.5)
-        httpx.delete(f"{base}/api/kernels/{kernel['id']}", headers=headers, timeout=30)
+        # A kernel starts in the labs' folder, on the lab venv's Python, and imports the
+        # project as a lab's set-up cell does.
+        session = httpx.post(f"{base}/api/sessions", headers=headers, timeout=30, json={
+            "path": "00-start-here.ipynb", "type": "notebook", "name": "",
+            "kernel": {"name": "python3"}}).json()
+        kernel = session["kernel"]
+        code = ("import sys; from labkit import ROOT; import queue_system, sim; "
+                "print(sys.prefix, ROOT, queue_system.__file__)")
+        printed = asyncio.run(execute(f"ws://127.0.0.1:{port}/api/kernels/{kernel['id']}/channels"
+                                      f"?token={token}", code))
+        prefix, root, package = printed.split()
+        assert Path(prefix) == ROOT / ".venv-lab" and Path(root) == ROOT
+        assert Path(package).is_relative_to(ROOT)
+        httpx.delete(f"{base}/api/sessions/{session['id']}", headers=headers, timeout=30)
     finally:
         os.killpg(make.pid, signal.SIGTERM)
         try:
