@@ -20,6 +20,7 @@ from collections import Counter
 from typing import List, Optional
 
 from .client import QueueClient, ServerUnreachable
+from .local import stop_all
 from .localhost import free_port, wait_for
 
 BAR_WIDTH = 30
@@ -47,20 +48,6 @@ def wait_until_healthy(client: QueueClient, process: subprocess.Popen, db: str,
 
 def interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def stop(processes: List[subprocess.Popen], seconds: float = 15) -> None:
-    """SIGTERM (warm shutdown), then SIGKILL whatever is still running after ``seconds``."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + seconds
-    for process in processes:
-        try:
-            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def progress_line(stats: dict) -> str:
@@ -129,8 +116,8 @@ def run_demo(fast: bool = False, workers: int = 3, reports: int = 10, failure_ra
         return 0 if stats["completed"] + stats["failed"] == stats["total"] else 1
     finally:
         say("\nStopping the workers (warm shutdown), then the server...")
-        stop(processes[:-1])
-        stop(processes[-1:])
+        stop_all(processes[:-1], grace=15)  # SIGTERM (warm shutdown), SIGKILL after 15 s
+        stop_all(processes[-1:], grace=15)
         client.close()
         log.close()
         say("All processes stopped.")
