@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import weakref
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -38,15 +37,25 @@ from .localhost import free_port, wait_for
 ROOT = Path(__file__).resolve().parent.parent  # the folder that holds queue_system/
 
 _PR_SET_PDEATHSIG = 1
-_running: weakref.WeakSet = weakref.WeakSet()  # what atexit stops: anything with close()
+# What atexit stops: anything with close(), held until it is closed. A strong set: a
+# system whose name was reused (a lab's set-up cell run twice) is still stopped at exit.
+_running: set = set()
+
+
+def _find_prctl():
+    """Linux's prctl, looked up once here: after fork() the child must not load libraries."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None  # not Linux: atexit and close() still stop the children
+
+
+_prctl = _find_prctl()
 
 
 def _die_with_parent() -> None:  # pragma: no cover (runs in the child, before exec)
     """In the child: ask Linux for SIGTERM when the parent dies (a polite stop)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass  # not Linux: atexit and close() still stop the children
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @atexit.register
@@ -65,7 +74,7 @@ def spawn(argv: List[str], log_path: Path, env: Optional[dict] = None) -> subpro
     with open(log_path, "a") as log:
         return subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 env=environment,
-                                preexec_fn=_die_with_parent if os.name == "posix" else None)
+                                preexec_fn=_die_with_parent if _prctl is not None else None)
 
 
 def stop_all(processes: List[subprocess.Popen], grace: float) -> None:

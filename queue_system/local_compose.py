@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,6 +58,18 @@ def resolved_config(env: Optional[dict] = None, compose_file: Path = COMPOSE_FIL
     if answer.returncode != 0:
         raise RuntimeError(f"docker compose config refused {compose_file}: {answer.stderr}")
     return json.loads(answer.stdout)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?)(h|ms|m|s|us|µs|ns)")
+_SECONDS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def compose_duration(text: str) -> float:
+    """Seconds in a duration as Compose writes it: ``10s``, ``1m30s``, ``500ms``."""
+    parts = _DURATION.findall(str(text))
+    if not parts or "".join(n + u for n, u in parts) != str(text):
+        raise ValueError(f"not a Compose duration: {text!r} (such as 10s, 1m30s, 500ms)")
+    return sum(float(n) * _SECONDS[u] for n, u in parts)
 
 
 class LocalCompose:
@@ -96,9 +109,9 @@ class LocalCompose:
             if service == name and env.get("PORT") == str(target):
                 env["PORT"] = str(local)  # the process listens where the port is published
         for (service, target), local in self.volumes.items():
-            if service == name:
-                env = {k: v.replace(target, local, 1) if v.startswith(target) else v
-                       for k, v in env.items()}
+            if service == name:  # /data/queue.db -> FOLDER/queue-data/queue.db (not /database)
+                env = {k: local + v[len(target):] if v == target or v.startswith(target + "/")
+                       else v for k, v in env.items()}
         if env.get("HOST") == "0.0.0.0":
             env["HOST"] = "127.0.0.1"  # never listen beyond loopback here
         return env
@@ -110,26 +123,40 @@ class LocalCompose:
 
     def start(self, name: str) -> subprocess.Popen:
         """``docker compose start NAME``: the service's command, as a process."""
+        running = self.processes.get(name)
+        if running is not None and running.poll() is None:
+            raise RuntimeError(f"{name} is already running (pid {running.pid})")
         process = spawn(self.command(self.services[name]["command"]),
                         self.folder / f"{name}.log", self.environment(name))
         self.processes[name] = process
         return process
 
     def scale(self, service: str, replicas: int) -> List[str]:
-        """``docker compose up -d --scale SERVICE=N``: N more processes of ``service``.
+        """``docker compose up -d --scale SERVICE=N``: N replicas of ``service`` in all.
 
         Each replica is named ``SERVICE-replica-K`` and gets that name as its
-        ``WORKER_ID``, as a scaled container names itself after its host name. The
-        replicas are services of their own here, so ``stop``, ``kill``, ``log``,
-        ``ps`` and ``close`` treat them like the others. Returns their names."""
+        ``WORKER_ID``, as a scaled container names itself after its host name. Missing
+        replicas are started, and those beyond N stopped (``stop``) and removed, as
+        Compose does. The replicas are services of their own here, so ``stop``,
+        ``kill``, ``log``, ``ps`` and ``close`` treat them like the others. Returns the
+        names of the N replicas."""
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+            raise ValueError(f"replicas must be a whole number, 0 or more, not {replicas!r}")
         template = {k: v for k, v in self.services[service].items() if k != "deploy"}
-        names = []
-        for k in range(1, replicas + 1):
-            name = f"{service}-replica-{k}"
-            self.services[name] = dict(template, environment={
-                **(template.get("environment") or {}), "WORKER_ID": name})
-            self.start(name)
-            names.append(name)
+        prefix = f"{service}-replica-"
+        for name in [n for n in self.services if n.startswith(prefix)
+                     and int(n[len(prefix):]) > replicas]:
+            if name in self.processes:
+                self.stop(name)
+                del self.processes[name]
+            del self.services[name]
+        names = [f"{prefix}{k}" for k in range(1, replicas + 1)]
+        for name in names:
+            if name not in self.services:
+                self.services[name] = dict(template, environment={
+                    **(template.get("environment") or {}), "WORKER_ID": name})
+            if name not in self.processes or self.processes[name].poll() is not None:
+                self.start(name)
         return names
 
     def ps(self) -> Dict[str, str]:
@@ -142,17 +169,25 @@ class LocalCompose:
         test = self.services[name]["healthcheck"]["test"]
         if test[0] != "CMD":
             raise ValueError(f"{name}: only CMD healthchecks run here, not {test[0]}")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.environment(name))
+        env = dict(os.environ, **self.environment(name))
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
         return subprocess.run(self.command(test[1:]), cwd=ROOT, env=env, capture_output=True,
                               timeout=30).returncode == 0
 
     def stop(self, name: str) -> int:
-        """``docker compose stop NAME``: the stop signal, then the grace period."""
+        """``docker compose stop NAME``: the stop signal, and SIGKILL if the process is still
+        there after the grace period (``stop_grace_period``, 10 s by default). Its exit code:
+        negative for a signal (-9: it had to be killed)."""
         service = self.services[name]
-        grace = float(service.get("stop_grace_period", "10s").rstrip("s"))
+        grace = compose_duration(service.get("stop_grace_period", "10s"))
         process = self.processes[name]
-        process.send_signal(getattr(signal, service.get("stop_signal", "SIGTERM")))
-        return process.wait(timeout=grace)
+        if process.poll() is None:
+            process.send_signal(getattr(signal, service.get("stop_signal", "SIGTERM")))
+        try:
+            return process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
 
     def kill(self, name: str) -> int:
         """``docker compose kill -s SIGKILL NAME``: a crash."""

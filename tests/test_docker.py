@@ -190,3 +190,73 @@ def test_scale_starts_named_replicas_of_the_worker_template(topology):
         assert f"[Worker {name}] Started" in topology.log(name)
         assert topology.stop(name) == 0
     assert topology.ps()["worker-replica-1"] == "exited (0)"
+
+
+# -- LocalCompose's own behaviour, on small hand-written configs ------------------------------
+
+SLEEPER = ["python", "-c", "import signal, sys, time; print('up', flush=True); "
+           "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(60)"]
+STUBBORN = ["python", "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('up', flush=True); time.sleep(60)"]
+
+
+def alive(process):
+    return process.poll() is None
+
+
+@pytest.mark.parametrize("text, seconds", [("10s", 10), ("1m30s", 90), ("500ms", 0.5),
+                                           ("1h", 3600), ("1.5s", 1.5)])
+def test_compose_durations_are_read_as_compose_writes_them(text, seconds):
+    from queue_system.local_compose import compose_duration
+    assert compose_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "10", "ten seconds", "10s extra"])
+def test_a_bad_compose_duration_is_refused(text):
+    from queue_system.local_compose import compose_duration
+    with pytest.raises(ValueError, match="not a Compose duration"):
+        compose_duration(text)
+
+
+def test_stop_kills_what_ignores_the_stop_signal_after_the_grace_period(tmp_path):
+    config = {"services": {"stubborn": {"command": STUBBORN, "stop_grace_period": "500ms"}}}
+    with LocalCompose(config, tmp_path) as local:
+        process = local.start("stubborn")
+        wait_for(lambda: "up" in local.log("stubborn"), 30, "the service to start")
+        started = time.monotonic()
+        assert local.stop("stubborn") == -9  # SIGTERM ignored: killed after 0.5 s
+        assert time.monotonic() - started < 10 and not alive(process)
+
+
+def test_scale_sets_the_number_of_replicas_and_start_refuses_a_running_service(tmp_path):
+    config = {"services": {"worker": {"command": SLEEPER, "deploy": {"replicas": 0},
+                                      "stop_grace_period": "5s"}}}
+    with LocalCompose(config, tmp_path) as local:
+        two = local.scale("worker", 2)
+        first = dict(local.processes)
+        three = local.scale("worker", 3)
+        assert three[:2] == two and all(local.processes[n] is first[n] for n in two)
+        one = local.scale("worker", 1)
+        assert one == ["worker-replica-1"]
+        assert set(local.ps()) == {"worker-replica-1"} and local.ps()["worker-replica-1"] == "running"
+        assert not alive(first["worker-replica-2"]), "a replica beyond the count is stopped"
+        with pytest.raises(RuntimeError, match="already running"):
+            local.start("worker-replica-1")
+        with pytest.raises(ValueError, match="replicas"):
+            local.scale("worker", -1)
+        everything = list(local.processes.values())
+    assert not any(alive(p) for p in everything)
+
+
+def test_volumes_and_paths_become_local_folders(tmp_path):
+    config = {"services": {"api": {
+        "command": ["python", "-c", "print(1)"],
+        "environment": {"QUEUE_DB": "/data/queue.db", "OTHER": "/database/x", "SAME": "/data",
+                        "PYTHONPATH": "/somewhere"},
+        "volumes": [{"type": "volume", "source": "queue-data", "target": "/data"}],
+        "healthcheck": {"test": ["CMD", "python", "-c", "import queue_system"]}}}}
+    with LocalCompose(config, tmp_path) as local:
+        env = local.environment("api")
+        assert env["QUEUE_DB"] == str(tmp_path / "queue-data" / "queue.db")
+        assert env["SAME"] == str(tmp_path / "queue-data") and env["OTHER"] == "/database/x"
+        assert local.healthy("api")  # the service's own PYTHONPATH, and the project's

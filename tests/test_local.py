@@ -92,3 +92,21 @@ def test_a_name_cannot_run_twice_and_a_restart_reuses_port_and_database(tmp_path
         assert system.client.get(task.id).status == "pending"
         started = time.monotonic()
     assert time.monotonic() - started < 10
+
+
+def test_a_system_no_longer_referenced_is_still_stopped_at_exit(tmp_path):
+    # A lab's set-up cell run twice: the first system's name now points at the second.
+    script = textwrap.dedent(f"""
+        import gc, os, sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from queue_system import local
+        system = local.LocalSystem({str(tmp_path)!r})
+        server = system.start_server()
+        system = None
+        gc.collect()
+        local._stop_all()  # what atexit runs
+        print(server.wait(timeout=30), flush=True)
+    """)
+    answer = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert answer.stdout.split() == ["0"], answer.stderr
