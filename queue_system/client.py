@@ -115,9 +115,12 @@ class QueueClient:
         return Task.from_dict(self._call("POST", f"/tasks/{_path_part(task_id)}/fail",
                                          {"lease_id": lease_id, "error": error}))
 
-    def release(self, task_id: str, lease_id: str) -> Task:
-        return Task.from_dict(self._call("POST", f"/tasks/{_path_part(task_id)}/release",
-                                         {"lease_id": lease_id}))
+    def release(self, task_id: str, lease_id: str, started: bool = False) -> Task:
+        """Give a held task back; ``started``: its handler had begun (the attempt counts)."""
+        body = {"lease_id": lease_id}
+        if started:
+            body["started"] = True
+        return Task.from_dict(self._call("POST", f"/tasks/{_path_part(task_id)}/release", body))
 
     def ack(self, acks: List[dict]) -> List[dict]:
         """Report finished attempts: dicts of id, lease_id, ok, and result or error."""

@@ -183,11 +183,13 @@ def _failed_attempt(task: Task, now: float, error: Optional[str], backoff: Backo
                          version=task.version + 1)
 
 
-def release(task: Task, now: float, lease_id: Optional[str]) -> Task:
-    """The holder gives the task back unstarted (a worker shutting down, a claim whose
-    client went away): no failure counted, and the claim no longer counts as an attempt."""
+def release(task: Task, now: float, lease_id: Optional[str], started: bool = False) -> Task:
+    """The holder gives the task back (a worker shutting down, a claim whose client went
+    away): no failure counted. A task given back unstarted was not attempted, so its claim
+    no longer counts; one whose handler had started (a forced stop) keeps the attempt."""
     check_lease(task, now, lease_id)
-    return task._replace(status="pending", execute_at=now, attempts=max(task.attempts - 1, 0),
+    attempts = task.attempts if started else max(task.attempts - 1, 0)
+    return task._replace(status="pending", execute_at=now, attempts=attempts,
                          lease_id=None, lease_expires_at=None, updated_at=now,
                          version=task.version + 1)
 

@@ -184,9 +184,10 @@ class TaskQueue:
             self.on_dead_letter(task)
         return task
 
-    def release(self, task_id: str, lease_id: Optional[str]) -> Task:
-        """Give a held task back unfinished, without counting a failure."""
-        return self._transition(task_id, lifecycle.release, lease_id)
+    def release(self, task_id: str, lease_id: Optional[str], started: bool = False) -> Task:
+        """Give a held task back unfinished, without counting a failure; ``started`` says
+        whether its handler had begun (the attempt then still counts)."""
+        return self._transition(task_id, lifecycle.release, lease_id, started)
 
     def _transition(self, task_id: str, step, *args) -> Task:
         with self.store.transaction():

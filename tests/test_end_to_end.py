@@ -141,6 +141,7 @@ def test_second_signal_gives_the_lease_back_at_once(live):
     assert worker.wait(timeout=10) != 0
     back = live.client.get(task.id)
     assert back.status == "pending" and back.retries == 0  # given back, not counted as failed
+    assert back.attempts == 1, "its handler had begun: the attempt counts"
 
 
 def test_worker_waits_for_an_unreachable_server(live):

@@ -186,6 +186,14 @@ def test_heartbeat_complete_fail_release_with_leases(api, clock):
     assert failed.json()["status"] == "pending" and failed.json()["retries"] == 1
     released = api.post(f"/tasks/{c['id']}/release", json={"lease_id": c["lease_id"]})
     assert released.json()["status"] == "pending" and released.json()["retries"] == 0
+    assert released.json()["attempts"] == 0, "given back unstarted: not an attempt"
+    again = {t["id"]: t for t in claim(api, max_tasks=2)}[c["id"]]
+    wrong = api.post(f"/tasks/{c['id']}/release", json={"lease_id": again["lease_id"],
+                                                         "started": "yes"})
+    assert wrong.status_code == 400 and "started" in error_of(wrong)
+    begun = api.post(f"/tasks/{c['id']}/release", json={"lease_id": again["lease_id"],
+                                                         "started": True})
+    assert begun.json()["status"] == "pending" and begun.json()["attempts"] == 1
 
 
 def test_stale_lease_gets_409_and_changes_nothing(api, clock):

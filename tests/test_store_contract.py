@@ -273,6 +273,9 @@ def test_release_gives_the_task_back_without_a_failure(queue):
     assert back.attempts == 0, "a claim given back unstarted is not an attempt"
     again = claim_one(queue)
     assert again.id == task.id and again.attempts == 1
+    # Given back after its handler began (a forced stop): the attempt still counts.
+    begun = queue.release(again.id, again.lease_id, started=True)
+    assert begun.status == "pending" and begun.attempts == 1 and begun.retries == 0
 
 
 def test_idempotency_key_deduplicates(queue):

@@ -30,7 +30,7 @@ class LateAnswerClient:
         self.answered = True
         return [self.task]
 
-    def release(self, task_id, lease_id):
+    def release(self, task_id, lease_id, started=False):
         self.released.append(task_id)
 
     def ack(self, acks):
@@ -142,8 +142,8 @@ class QueueClient:
     def heartbeat(self, task_id, lease_id, lease_seconds=None):
         return self.queue.heartbeat(task_id, lease_id, lease_seconds)
 
-    def release(self, task_id, lease_id):
-        return self.queue.release(task_id, lease_id)
+    def release(self, task_id, lease_id, started=False):
+        return self.queue.release(task_id, lease_id, started)
 
 
 def run_until(worker, done, timeout=10):

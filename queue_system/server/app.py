@@ -275,9 +275,9 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
         return (await finish(queue.fail, task_id, body.lease_id, body.error)).to_dict()
 
     @app.post("/tasks/{task_id}/release", tags=["workers"])
-    async def release(task_id: str, body: schemas.LeaseIn):
+    async def release(task_id: str, body: schemas.ReleaseIn):
         """Give a held task back unfinished (a worker shutting down); no failure counted."""
-        return (await finish(queue.release, task_id, body.lease_id)).to_dict()
+        return (await finish(queue.release, task_id, body.lease_id, body.started)).to_dict()
 
     @app.post("/tasks/ack", tags=["workers"])
     async def ack(body: schemas.AckBatchIn):

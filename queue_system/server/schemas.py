@@ -54,6 +54,11 @@ class LeaseIn(Body):
     lease_id: str
 
 
+class ReleaseIn(LeaseIn):
+    started: bool = Field(False, description="Had the handler begun? Then the attempt "
+                                             "still counts; no failure is counted either way")
+
+
 class HeartbeatIn(LeaseIn):
     lease_seconds: Optional[float] = Field(None, gt=0)
 

@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 import time
-from typing import Dict, Iterable, List, Optional
+from typing import AbstractSet, Dict, Iterable, List, Optional, Set
 
 from ..client import ApiError, QueueClient, ServerUnreachable
 from ..task import Task
@@ -55,6 +55,7 @@ class Worker:
         self.stopping = threading.Event()
         self.done = {"completed": 0, "failed": 0}
         self._held: Dict[str, Task] = {}  # task id -> task with its lease
+        self._started: Set[str] = set()  # held tasks whose handler has begun
         self._busy = 0  # slots holding tasks
         self._claiming = 0  # slots waiting for the answer to a claim
         self._lock = threading.Lock()
@@ -107,11 +108,12 @@ class Worker:
         else:
             with self._lock:
                 held, self._held = list(self._held.values()), {}
+                started = set(self._started)
             log.info("[Worker %s] stopping now: giving back %d task(s)", self.id, len(held))
             # Quickly: a server that does not answer within a second will see the
-            # leases expire instead.
+            # leases expire instead. A task whose handler began keeps its attempt.
             with QueueClient(self.client.url, timeout=1.0) as quick:
-                self._release(held, quick)
+                self._release(held, quick, started)
             os._exit(128 + signum)
 
     def _slot(self) -> None:
@@ -154,6 +156,8 @@ class Worker:
 
     def _execute(self, task: Task) -> dict:
         handler = self.handlers.get(task.type, self.handlers.get(None))
+        with self._lock:
+            self._started.add(task.id)
         log.info("[Worker %s] Processing task %s (%s)", self.id, task.id, task.type)
         try:
             if handler is None:
@@ -184,11 +188,14 @@ class Worker:
         with self._lock:
             for outcome in outcomes:
                 self._held.pop(outcome["id"], None)
+                self._started.discard(outcome["id"])
 
-    def _release(self, tasks: List[Task], client: Optional[QueueClient] = None) -> None:
+    def _release(self, tasks: List[Task], client: Optional[QueueClient] = None,
+                 started: AbstractSet[str] = frozenset()) -> None:
         for task in tasks:
             try:
-                (client or self.client).release(task.id, task.lease_id)
+                (client or self.client).release(task.id, task.lease_id,
+                                                started=task.id in started)
             except (ApiError, ServerUnreachable) as exc:
                 log.warning("[Worker %s] could not give back task %s: %s", self.id, task.id, exc)
             with self._lock:
