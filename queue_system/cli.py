@@ -125,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "task wakes it at once (default 2)")
     worker.add_argument("--seed", type=int, default=None,
                         help="seed of the simulated work: an attempt's time and outcome then "
-                             "depend only on the seed, the task and its attempt number")
+                             "depend only on the seed, the task's type and payload and its "
+                             "attempt number (so tasks with the same type and payload succeed "
+                             "or fail together)")
     worker.add_argument("--handlers", metavar="MODULE:NAME", default=env("WORKER_HANDLERS", None),
                         help="run your own handlers instead of the simulated work: a function, or "
                              "a dict from task type to function (WORKER_HANDLERS)")

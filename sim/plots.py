@@ -213,8 +213,9 @@ def plot_attempts(attempts, ax, start: Optional[float] = None, end: Optional[flo
                 mew=2, label="worker crashed")
     for r in crashed.itertuples():
         later = attempts[(attempts["task"] == r.task) & (attempts["start"] > r.start)]
+        later = later.sort_values("start")
         if len(later) and later["worker"].iloc[0] in row:
-            nxt = later.sort_values("start").iloc[0]
+            nxt = later.iloc[0]
             ax.annotate("", xy=(nxt["start"], row[nxt["worker"]]), xytext=(r.end, row[r.worker]),
                         arrowprops=dict(arrowstyle="->", linestyle=":", color="red"))
             ax.text((r.end + nxt["start"]) / 2, (row[r.worker] + row[nxt["worker"]]) / 2,

@@ -145,7 +145,9 @@ def summarise(scenario: Scenario, tasks: pd.DataFrame, attempts: pd.DataFrame,
     # A task is in the system from its creation until it finishes (or the run ends).
     until = np.where(np.isnan(finished), end, finished)
     present = overlap(created, until, lo, end).sum()
-    # Waiting in the queue: due (past its execute_at) but not being served.
+    # Waiting: due (past the execute_at it was submitted with) and not being served, so
+    # time spent in a retry's backoff counts here too (the time series' "queue_length"
+    # counts pending tasks only, and reads lower when tasks are retried).
     due = overlap(ready, until, lo, end).sum()
     ended = int(done.sum())
     refused = int((is_refused & in_window).sum())

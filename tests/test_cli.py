@@ -189,3 +189,10 @@ def test_odd_task_ids_and_urls_are_messages(live, tmp_path):
     assert not_a_db.returncode == 1 and "cannot use the database" in not_a_db.stderr
     for answer in (bad_url, not_a_db):
         assert "Traceback" not in answer.stderr
+
+
+def test_a_dead_letter_log_that_cannot_be_written_is_a_message(tmp_path):
+    answer = cli("serve", "--port", "0", "--db", str(tmp_path / "q.db"),
+                 "--dead-letter-log", str(tmp_path), timeout=60)  # a folder, not a file
+    assert answer.returncode == 1 and "Traceback" not in answer.stderr
+    assert "cannot write the dead-letter log" in answer.stderr

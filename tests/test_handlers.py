@@ -45,11 +45,15 @@ def handler_module(tmp_path, monkeypatch):
 
         HANDLERS = {"shout": shout, None: lambda task: "default"}
         NOT_HANDLERS = {"shout": 42}
+        NUMBER_KEYS = {1: shout}
         NUMBER = 3
     """))
+    (tmp_path / "broken_tasks.py").write_text("def oops(:\n    pass\n")
+    (tmp_path / "raising_tasks.py").write_text("raise RuntimeError('no database here')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
-    sys.modules.pop("my_tasks", None)
+    for name in ("my_tasks", "broken_tasks", "raising_tasks"):
+        sys.modules.pop(name, None)
 
 
 def test_handlers_are_found_by_module_and_name(handler_module):
@@ -63,8 +67,12 @@ def test_handlers_are_found_by_module_and_name(handler_module):
     ("my_tasks", "MODULE:NAME"),
     ("no_such_module:HANDLERS", "cannot import"),
     ("my_tasks:MISSING", "has no 'MISSING'"),
-    ("my_tasks:NOT_HANDLERS", "must be a function, or a dict"),
-    ("my_tasks:NUMBER", "not int"),
+    ("my_tasks:NOT_HANDLERS", "the handler for 'shout' is not a function but int"),
+    ("my_tasks:NUMBER_KEYS", "the key 1 is not a task type"),
+    ("my_tasks:NUMBER", "must be a function, or a non-empty dict .* not int"),
+    (".my_tasks:HANDLERS", "MODULE:NAME"),
+    ("broken_tasks:HANDLERS", "importing the handlers' module 'broken_tasks' failed: SyntaxError"),
+    ("raising_tasks:HANDLERS", "'raising_tasks' failed: RuntimeError: no database here"),
 ])
 def test_bad_handler_names_say_what_is_wrong(handler_module, spec, message):
     with pytest.raises(ValueError, match=message):

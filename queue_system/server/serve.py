@@ -38,7 +38,11 @@ def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
     if db != "memory":
         folder = os.path.dirname(os.path.abspath(db))
         os.makedirs(folder, exist_ok=True)
-    dead_letters = DeadLetterLog(dead_letter_log) if dead_letter_log else None
+    try:
+        dead_letters = DeadLetterLog(dead_letter_log) if dead_letter_log else None
+    except OSError as exc:
+        raise OSError(f"cannot write the dead-letter log {dead_letter_log!r}: "
+                      f"{exc.strerror or exc}") from None
     store = open_store(db)
     queue = TaskQueue(store, lease_seconds=lease_seconds, backoff=backoff)
     app = create_app(queue, max_body=max_body,

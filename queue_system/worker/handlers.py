@@ -96,20 +96,29 @@ def load_handlers(spec: str) -> Dict[Optional[str], Handler]:
     Raises ``ValueError`` saying what is wrong.
     """
     module_name, _, name = spec.partition(":")
-    if not module_name or not name:
+    if not module_name or not name or module_name.startswith("."):
         raise ValueError(f"handlers must be given as MODULE:NAME, such as tasks:HANDLERS, not {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"cannot import the handlers' module {module_name!r}: {exc}") from None
+    except Exception as exc:  # a syntax error in it, or its own code raising while imported
+        raise ValueError(f"importing the handlers' module {module_name!r} failed: "
+                         f"{type(exc).__name__}: {exc}") from None
     try:
         found = getattr(module, name)
     except AttributeError:
         raise ValueError(f"module {module_name!r} has no {name!r}") from None
     if callable(found):
         return {None: found}
-    if isinstance(found, dict) and found and all(callable(h) for h in found.values()) \
-            and all(k is None or isinstance(k, str) for k in found):
-        return dict(found)
-    raise ValueError(f"{spec} must be a function, or a dict from task type (or None) to "
-                     f"functions, not {type(found).__name__}")
+    if not isinstance(found, dict) or not found:
+        raise ValueError(f"{spec} must be a function, or a non-empty dict from task type to "
+                         f"function, not {type(found).__name__}")
+    for key, handler in found.items():
+        if key is not None and not isinstance(key, str):
+            raise ValueError(f"{spec}: the key {key!r} is not a task type (a string, or None "
+                             "for every other type)")
+        if not callable(handler):
+            raise ValueError(f"{spec}: the handler for {key!r} is not a function but "
+                             f"{type(handler).__name__}")
+    return dict(found)
