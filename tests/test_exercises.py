@@ -45,6 +45,15 @@ MUTATIONS = {
           "Claim with types=['email']"),
 }
 
+# More wrong answers, run in a second copy of the solutions (at most one per exercise a copy).
+MORE_MUTATIONS = {
+    "2.2": ("tasks, page = [], 100", "tasks, page = [], 10**6",  # one big page, no paging
+            "read the dead letter 100 at a time: limit=1000000 is above 100"),
+    "A": ("return rng.uniform((1 - jitter) * ceiling, ceiling)",  # within the bounds, but skewed up
+          "return max(rng.uniform((1 - jitter) * ceiling, ceiling) for _ in range(2))",
+          "they average 0.75 s, give or take 0.023 s. Draw uniformly across the interval"),
+}
+
 # Lines too generic to give a solution away (they appear in any Python).
 GENERIC = {"try:", "else:", "finally:", "while True:", "pass", "break", "continue", "return", ""}
 
@@ -93,18 +102,29 @@ def solutions_run():
     return run(nbformat.read(SOLUTIONS, as_version=4))
 
 
-@pytest.fixture(scope="module")
-def mutated_run():
-    """The solutions with one wrong answer per exercise, without the cell that starts a server."""
+def run_mutated(mutations):
+    """The solutions with the wrong answers `mutations` put in, without the cell that starts a server."""
     notebook = nbformat.read(SOLUTIONS, as_version=4)
     notebook.cells = [c for c in notebook.cells if "LocalSystem" not in c.source]
-    for label, (right, wrong, _) in MUTATIONS.items():
+    for label, (right, wrong, _) in mutations.items():
         holders = [c for c in notebook.cells if c.cell_type == "code" and right in c.source
                    and make_exercises.solution_blocks(c.source)]
         assert len(holders) == 1 and holders[0].source.count(right) == 1, \
-            f"exercise {label}: the solution no longer holds {right!r}; update MUTATIONS"
+            f"exercise {label}: the solution no longer holds {right!r}; update the mutations"
         holders[0].source = holders[0].source.replace(right, wrong)
     return run(notebook)
+
+
+@pytest.fixture(scope="module")
+def mutated_run():
+    """The solutions with one wrong answer per exercise (MUTATIONS)."""
+    return run_mutated(MUTATIONS)
+
+
+@pytest.fixture(scope="module")
+def more_mutated_run():
+    """The solutions with the other wrong answers (MORE_MUTATIONS)."""
+    return run_mutated(MORE_MUTATIONS)
 
 
 # (a) in sync ------------------------------------------------------------------------------
@@ -202,12 +222,21 @@ def test_on_the_solutions_every_check_passes(solutions_run):
 
 # (e) a wrong answer: its check fails too ----------------------------------------------------
 
-@pytest.mark.parametrize("label", list(MUTATIONS))
-def test_a_wrong_solution_is_not_right_yet(mutated_run, label):
-    cell = checks(mutated_run)[label]
+def assert_not_right_yet(notebook, label, words):
+    cell = checks(notebook)[label]
     [error] = errors(cell)
     assert error.ename == "NotSolvedYet"
     assert error.evalue.startswith(f"Exercise {label}: ") and "is not right yet: " in error.evalue
-    assert MUTATIONS[label][2] in error.evalue, error.evalue
+    assert words in error.evalue, error.evalue
     [line] = error.traceback
     assert "\n" not in line
+
+
+@pytest.mark.parametrize("label", list(MUTATIONS))
+def test_a_wrong_solution_is_not_right_yet(mutated_run, label):
+    assert_not_right_yet(mutated_run, label, MUTATIONS[label][2])
+
+
+@pytest.mark.parametrize("label", list(MORE_MUTATIONS))
+def test_another_wrong_solution_is_not_right_yet(more_mutated_run, label):
+    assert_not_right_yet(more_mutated_run, label, MORE_MUTATIONS[label][2])
