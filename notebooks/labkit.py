@@ -4,9 +4,9 @@
   ``import sim`` work from ``notebooks/`` (JupyterLab starts kernels there).
 - ``plot_style()``: figures small enough to keep a saved lab light.
 - ``exercise(...)``: the check of an exercise. An exercise not attempted yet
-  (its stub raises ``NotImplementedError``), or an answer that fails an
-  ``assert``, is reported in one line that names the exercise, not as a
-  traceback through this file.
+  (its stub raises ``NotImplementedError``), an answer that fails an
+  ``assert``, or one that raises, is reported in one line that names the
+  exercise, not as a traceback through this file.
 
 Nothing of the queue lives here: the labs import it from ``queue_system``
 and ``sim``.
@@ -54,4 +54,7 @@ def exercise(name: str):
     except AssertionError as failure:
         why = str(failure) or "an assert in the check failed"
         raise NotSolvedYet(f"Exercise {name} is not right yet: {why}") from None
+    except Exception as error:  # the answer raised, or returned what the check cannot use
+        raise NotSolvedYet(f"Exercise {name} is not right yet: running the check on your code "
+                           f"raised {type(error).__name__}: {error}") from None
     print(f"✓ Exercise {name}: solved.")

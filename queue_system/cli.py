@@ -129,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "attempt number (so tasks with the same type and payload succeed "
                              "or fail together)")
     worker.add_argument("--handlers", metavar="MODULE:NAME", default=env("WORKER_HANDLERS", None),
-                        help="run your own handlers instead of the simulated work: a function, or "
-                             "a dict from task type to function (WORKER_HANDLERS)")
+                        help="run your own handlers instead of the simulated work (whose "
+                             "--min-work, --max-work, --failure-rate and --seed are then unused): "
+                             "a function, or a dict from task type to function (WORKER_HANDLERS); "
+                             "avoid module names of the standard library, such as queue")
     add_log_level(worker)
 
     submit = commands.add_parser("submit", help="enqueue a task",

@@ -12,6 +12,7 @@ is only ever appended to, so a replayed task that fails again appears again.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,8 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from . import json_codec
+
+log = logging.getLogger("queue_system.server")
 from .task import Task
 
 
@@ -41,10 +44,15 @@ class DeadLetterLog:
         self._lock = threading.Lock()
 
     def write(self, task: Task, now: Optional[float] = None) -> None:
+        """Append ``task``'s line. A write that fails (a full disk) is logged, not raised:
+        the task is dead-lettered all the same, and ``GET /dead-letter`` still shows it."""
         line = dead_letter_line(task, time.time() if now is None else now)
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            try:
+                self._file.write(line)
+                self._file.flush()
+            except OSError as exc:
+                log.error("could not log dead-lettered task %s to %s: %s", task.id, self.path, exc)
 
     def close(self) -> None:
         with self._lock:

@@ -10,13 +10,14 @@ server (wall-clock time, SQLite) and the simulation (SimPy's clock, memory)::
     processing --(fail, retries < max_retries)--> pending or scheduled (backoff)
     processing --(fail, retries reach max_retries)--> failed  (the dead letter)
     processing --(lease expires: the worker died)--> pending at once, or failed
-    processing --(release: the worker gives it back)--> pending, no attempt counted
+    processing --(release: the worker gives it back)--> pending, no failure counted
     failed --(retry from the dead letter)--> pending, retries reset
 
 ``retries`` counts failures and a task whose ``retries`` reaches
-``max_retries`` is dead-lettered: with ``max_retries=3`` a task runs at most
-three times, and if each attempt fails with probability p it ends in the
-dead letter with probability p**3.
+``max_retries`` is dead-lettered: with ``max_retries=3`` a task fails at most
+three times (so it runs at most three times, unless a forced stop cut a run
+short), and if each attempt fails with probability p it ends in the dead
+letter with probability p**3.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ TRANSITIONS = {
     "fail": {("processing", "pending"), ("processing", "scheduled"),  # retried (backoff or not)
              ("processing", "failed")},                         # retries used up: dead letter
     "expire": {("processing", "pending"), ("processing", "failed")},  # the worker died
-    "release": {("processing", "pending")},                     # given back unstarted
+    "release": {("processing", "pending")},                     # given back by its worker
     "replay": {("failed", "pending")},                          # out of the dead letter
 }
 

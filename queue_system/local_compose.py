@@ -160,7 +160,8 @@ class LocalCompose:
         return names
 
     def ps(self) -> Dict[str, str]:
-        """``docker compose ps``: each started service, ``running`` or ``exited (CODE)``."""
+        """``docker compose ps --all``: each started service, ``running`` or ``exited (CODE)``
+        (plain ``ps`` would list only the running ones)."""
         return {name: "running" if p.poll() is None else f"exited ({p.returncode})"
                 for name, p in self.processes.items()}
 

@@ -45,7 +45,8 @@ class Task(NamedTuple):
 
     ``retries`` counts failed attempts (an expired lease counts as one); a
     task whose ``retries`` reaches ``max_retries`` goes to the dead letter,
-    so with the default 3 a task runs at most 3 times.
+    so with the default 3 a task fails at most 3 times. ``attempts`` counts
+    the runs: every claim, except one given back before its handler began.
     """
 
     id: str
@@ -57,7 +58,7 @@ class Task(NamedTuple):
     execute_at: float = 0.0          # not handed out before this time
     retries: int = 0
     max_retries: int = 3
-    attempts: int = 0                # claims a worker kept (a release gives one back)
+    attempts: int = 0                # runs begun (a claim given back unstarted is not one)
     result: Any = None
     error: Optional[str] = None
     worker_id: Optional[str] = None  # who holds it, or last held it

@@ -2,6 +2,8 @@
 written only once the transition is committed."""
 
 import json
+import logging
+import os
 import sqlite3
 import threading
 
@@ -98,7 +100,8 @@ def test_a_failed_commit_releases_no_effect(tmp_path):
 def test_the_server_logs_dead_letters_to_a_file(tmp_path):
     path = tmp_path / "dead-letter.jsonl"
     with LiveSystem(tmp_path) as live:
-        live.start_server("--backoff", "none", "--lease", "1", "--dead-letter-log", str(path))
+        # A 3 s lease: long enough for the reports below on a slow machine, short for the test.
+        live.start_server("--backoff", "none", "--lease", "3", "--dead-letter-log", str(path))
         client = live.client
         failing = client.submit("email", {"n": 1}, max_retries=1)
         ok = client.submit("email", {"n": 2}, max_retries=1)
@@ -113,3 +116,13 @@ def test_the_server_logs_dead_letters_to_a_file(tmp_path):
     assert [line["id"] for line in lines] == [failing.id, abandoned.id]
     assert lines[0]["error"] == "boom" and "lease expired" in lines[1]["error"]
     assert all(line["status"] == "failed" and line["logged_at"] for line in lines)
+
+
+def test_a_line_that_cannot_be_written_is_logged_not_raised(caplog):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full (Linux) to stand for a full disk")
+    log = DeadLetterLog("/dev/full")
+    task, _ = TaskQueue(MemoryStore(), make_id=sequential_ids()).submit("email", {})
+    with caplog.at_level(logging.ERROR, logger="queue_system.server"):
+        log.write(task)  # the disk is full: no exception reaches the committed request
+    assert f"could not log dead-lettered task {task.id} to /dev/full" in caplog.text

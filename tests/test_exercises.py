@@ -47,6 +47,15 @@ MUTATIONS = {
 
 # More wrong answers, run in a second copy of the solutions (at most one per exercise a copy).
 MORE_MUTATIONS = {
+    "1": ("return (PRIORITY_RANK[task.priority], task.execute_at)",
+          "return (PRIORITY_RANK[task.priority], task.updated_at)",  # when it last changed
+          "Order by execute_at, the time a task became due"),
+    "3": ("    return min((task.execute_at for task in scheduled), default=None)",
+          "    return min(scheduled, key=lambda task: task.execute_at, default=None)",  # the task
+          "you said Task(id='task-5'"),
+    "B": ('queue.claim(worker_id, types=["email"])',  # an answer that raises: still one line
+          'queue.claim(worker_id, types=["email"], limit="one")',
+          "running the check on your code raised InvalidTask"),
     "2.2": ("tasks, page = [], 100", "tasks, page = [], 10**6",  # one big page, no paging
             "read the dead letter 100 at a time: limit=1000000 is above 100"),
     "A": ("return rng.uniform((1 - jitter) * ceiling, ceiling)",  # within the bounds, but skewed up

@@ -1,5 +1,6 @@
 """The worker's own logic, against a fake client (no server, no sockets)."""
 
+import sys
 import threading
 import time
 
@@ -181,3 +182,15 @@ def test_an_unexpected_error_does_not_stop_the_worker():
     finally:
         worker_module.RETRY_MAX = saved
     assert queue.get(task.id).result == "done"
+
+
+def test_a_handler_that_exits_fails_its_task_and_the_worker_goes_on():
+    queue = TaskQueue(MemoryStore(), make_id=sequential_ids())
+    leaving, _ = queue.submit("leave", {}, max_retries=1)
+    after, _ = queue.submit("report", {})
+    handlers = {"leave": lambda t: sys.exit(3), "report": lambda t: "done"}
+    worker = Worker(QueueClient(queue), "w", handlers, concurrency=2)
+    run_until(worker, lambda: queue.get(after.id).status == "completed"
+              and queue.get(leaving.id).status == "failed")
+    assert queue.get(leaving.id).error == "SystemExit: 3"
+    assert worker.done == {"completed": 1, "failed": 1}

@@ -276,7 +276,10 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
 
     @app.post("/tasks/{task_id}/release", tags=["workers"])
     async def release(task_id: str, body: schemas.ReleaseIn):
-        """Give a held task back unfinished (a worker shutting down); no failure counted."""
+        """Give a held task back unfinished (a worker shutting down); no failure counted.
+
+        With ``started: false`` (the default) its handler never began, and the claim no
+        longer counts in ``attempts``; with ``started: true`` the attempt still counts."""
         return (await finish(queue.release, task_id, body.lease_id, body.started)).to_dict()
 
     @app.post("/tasks/ack", tags=["workers"])

@@ -33,7 +33,9 @@ _STOP = object()
 
 
 class Outbox:
-    """Effects that wait for the commit (the transactional outbox pattern).
+    """Effects that wait for the commit, as in the transactional outbox pattern, but held
+    in memory: a crash between the commit and the effect loses the effect (a line of the
+    dead-letter log; the task itself is safe in the store).
 
     Only the store thread adds to it, from inside the requests it runs."""
 

@@ -167,7 +167,7 @@ class Worker:
             # is a failure, reported now, rather than a report the server refuses.
             json.dumps(result, allow_nan=False, ensure_ascii=False).encode()
             return {"id": task.id, "lease_id": task.lease_id, "ok": True, "result": result}
-        except Exception as exc:
+        except BaseException as exc:  # even sys.exit() in a handler fails the task, not the slot
             error = f"{type(exc).__name__}: {exc}"
             return {"id": task.id, "lease_id": task.lease_id, "ok": False,
                     "error": error.encode("utf-8", "replace").decode()}
