@@ -20,9 +20,9 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from . import json_codec
+from .task import Task
 
 log = logging.getLogger("queue_system.server")
-from .task import Task
 
 
 def dead_letter_line(task: Task, now: float) -> str:

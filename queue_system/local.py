@@ -64,16 +64,21 @@ def _stop_all() -> None:
         system.close()
 
 
-def spawn(argv: List[str], log_path: Path, env: Optional[dict] = None) -> subprocess.Popen:
-    """Start ``argv`` in the project folder, its output appended to ``log_path``; the
-    project is on its ``PYTHONPATH`` (before any path ``env`` gives), and it dies with us."""
+def project_environment(env: Optional[dict] = None) -> dict:
+    """This process's environment with ``env`` on top, and the project first on
+    ``PYTHONPATH``, before any path ``env`` gives (a folder of your own handlers, say)."""
     environment = dict(os.environ, **(env or {}))
-    # The project first, then any path given (a folder of your own handlers, say).
     environment["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT)] + [p for p in [environment.get("PYTHONPATH")] if p])
+    return environment
+
+
+def spawn(argv: List[str], log_path: Path, env: Optional[dict] = None) -> subprocess.Popen:
+    """Start ``argv`` in the project folder, with ``project_environment(env)``, its output
+    appended to ``log_path``; it dies with us."""
     with open(log_path, "a") as log:
         return subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env=environment,
+                                env=project_environment(env),
                                 preexec_fn=_die_with_parent if _prctl is not None else None)
 
 
@@ -91,35 +96,63 @@ def stop_all(processes: List[subprocess.Popen], grace: float) -> None:
             process.wait()
 
 
-class LocalSystem:
+class ProcessGroup:
+    """Named processes, each with its log ``NAME.log`` in ``folder``, stopped at exit.
+
+    What ``LocalSystem`` and ``local_compose.LocalCompose`` share: a name runs once
+    at a time, ``log(name)`` reads what it printed, and ``close()`` (which each
+    defines) runs at the end of a ``with`` block and at interpreter exit."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.processes: Dict[str, subprocess.Popen] = {}
+        _running.add(self)
+
+    def _spawn(self, name: str, argv: List[str], env: Optional[dict] = None) -> subprocess.Popen:
+        old = self.processes.get(name)
+        if old is not None and old.poll() is None:
+            raise RuntimeError(f"{name} is already running (pid {old.pid})")
+        process = spawn(argv, self.folder / f"{name}.log", env)
+        self.processes[name] = process
+        return process
+
+    def log(self, name: str) -> str:
+        """Everything process ``name`` printed so far."""
+        path = self.folder / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+    def close(self, grace: float = 0) -> None:
+        _running.discard(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class LocalSystem(ProcessGroup):
     """Starts ``python -m queue_system`` processes on 127.0.0.1; stops them all on exit.
 
-    ``folder`` holds the SQLite file and one log per process (``log(name)``);
-    by default a new temporary folder. ``port`` defaults to a free one.
+    ``folder`` holds the SQLite file and one log per process (``log(name)``:
+    "server", or a worker's id); by default a new temporary folder. ``port``
+    defaults to a free one.
     """
 
     def __init__(self, folder=None, *, port: Optional[int] = None):
-        self.folder = Path(folder or tempfile.mkdtemp(prefix="queue-lab-"))
-        self.folder.mkdir(parents=True, exist_ok=True)
+        super().__init__(Path(folder or tempfile.mkdtemp(prefix="queue-lab-")))
         self.db = str(self.folder / "queue.db")
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.processes: Dict[str, subprocess.Popen] = {}
         self.server: Optional[subprocess.Popen] = None
         self.client = QueueClient(self.url)
-        _running.add(self)
 
     # -- starting ---------------------------------------------------------------------
 
     def start(self, name: str, args: List[str], env: Optional[dict] = None) -> subprocess.Popen:
         """Run ``python -m queue_system ARGS`` as ``name``, its output appended to ``name``.log."""
-        old = self.processes.get(name)
-        if old is not None and old.poll() is None:
-            raise RuntimeError(f"{name} is already running (pid {old.pid})")
-        process = spawn([sys.executable, "-m", "queue_system", *args],
-                        self.folder / f"{name}.log", env)
-        self.processes[name] = process
-        return process
+        return self._spawn(name, [sys.executable, "-m", "queue_system", *args], env)
 
     def start_server(self, *extra: str, wait: bool = True) -> subprocess.Popen:
         """The producer API on this system's port and SQLite file (a restart reuses both)."""
@@ -167,20 +200,9 @@ class LocalSystem:
         stop_all([p for p in self.processes.values() if p is not self.server], grace)
         stop_all([self.server] if self.server is not None else [], grace)
         self.client.close()
-        _running.discard(self)
-
-    def __enter__(self) -> "LocalSystem":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().close()
 
     # -- looking ----------------------------------------------------------------------
-
-    def log(self, name: str) -> str:
-        """Everything process ``name`` printed so far ("server", or a worker's id)."""
-        path = self.folder / f"{name}.log"
-        return path.read_text() if path.exists() else ""
 
     def running(self) -> List[str]:
         """The names of the processes still running."""

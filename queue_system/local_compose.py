@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .local import ROOT, _running, spawn, stop_all
+from .local import ROOT, ProcessGroup, project_environment, stop_all
 from .localhost import free_port
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -72,13 +72,12 @@ def compose_duration(text: str) -> float:
     return sum(float(n) * _SECONDS[u] for n, u in parts)
 
 
-class LocalCompose:
+class LocalCompose(ProcessGroup):
     """Runs compose services as processes: service names and ports mapped to 127.0.0.1."""
 
     def __init__(self, config: dict, folder):
+        super().__init__(Path(folder))
         self.services = config["services"]
-        self.folder = Path(folder)
-        self.processes: Dict[str, subprocess.Popen] = {}
         self.ports = {}  # (service, container port) -> local port
         for name, service in self.services.items():
             for port in service.get("ports", []):
@@ -89,7 +88,6 @@ class LocalCompose:
                 local = self.folder / volume["source"]
                 local.mkdir(parents=True, exist_ok=True)
                 self.volumes[(name, volume["target"])] = str(local)
-        _running.add(self)
 
     def url(self, service: str, port: int) -> str:
         """Where a published port of ``service`` answers on this machine."""
@@ -123,13 +121,8 @@ class LocalCompose:
 
     def start(self, name: str) -> subprocess.Popen:
         """``docker compose start NAME``: the service's command, as a process."""
-        running = self.processes.get(name)
-        if running is not None and running.poll() is None:
-            raise RuntimeError(f"{name} is already running (pid {running.pid})")
-        process = spawn(self.command(self.services[name]["command"]),
-                        self.folder / f"{name}.log", self.environment(name))
-        self.processes[name] = process
-        return process
+        return self._spawn(name, self.command(self.services[name]["command"]),
+                           self.environment(name))
 
     def scale(self, service: str, replicas: int) -> List[str]:
         """``docker compose up -d --scale SERVICE=N``: N replicas of ``service`` in all.
@@ -170,10 +163,9 @@ class LocalCompose:
         test = self.services[name]["healthcheck"]["test"]
         if test[0] != "CMD":
             raise ValueError(f"{name}: only CMD healthchecks run here, not {test[0]}")
-        env = dict(os.environ, **self.environment(name))
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-        return subprocess.run(self.command(test[1:]), cwd=ROOT, env=env, capture_output=True,
-                              timeout=30).returncode == 0
+        return subprocess.run(self.command(test[1:]), cwd=ROOT,
+                              env=project_environment(self.environment(name)),
+                              capture_output=True, timeout=30).returncode == 0
 
     def stop(self, name: str) -> int:
         """``docker compose stop NAME``: the stop signal, and SIGKILL if the process is still
@@ -196,19 +188,9 @@ class LocalCompose:
         process.kill()
         return process.wait()
 
-    def log(self, name: str) -> str:
-        path = self.folder / f"{name}.log"
-        return path.read_text() if path.exists() else ""
-
     def close(self, grace: float = 0) -> None:
         """Stop whatever still runs: the workers first, then the rest."""
         producers = [p for name, p in self.processes.items() if "ports" in self.services[name]]
         stop_all([p for p in self.processes.values() if p not in producers], grace)
         stop_all(producers, grace)
-        _running.discard(self)
-
-    def __enter__(self) -> "LocalCompose":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().close()
