@@ -109,18 +109,17 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if len(values) else float("nan")
 
 
-def _retry_waits(attempts: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
+def _retry_waits(tasks: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
     """The gap before each retry of a task in ``keep`` (a mask over task rows): the start of
-    attempt k >= 2 less the end of attempt k - 1."""
-    task = attempts["task"].to_numpy()
-    start = attempts["start"].to_numpy()
-    end = attempts["end"].to_numpy()
-    # Attempts come by start time; a stable sort by task keeps that order inside a task.
-    order = np.argsort(task, kind="stable")
-    task, start, end = task[order], start[order], end[order]
-    retry = np.flatnonzero(task[1:] == task[:-1]) + 1  # not a task's first attempt
-    gaps = start[retry] - end[retry - 1]
-    return gaps[keep[task[retry]]]
+    attempt k >= 2 less the end of attempt k - 1, from the tasks' ``start_k``/``end_k``
+    columns (the records already put each task's attempts in order there)."""
+    gaps = []
+    k = 2
+    while f"start_{k}" in tasks:
+        gap = tasks[f"start_{k}"].to_numpy()[keep] - tasks[f"end_{k - 1}"].to_numpy()[keep]
+        gaps.append(gap[~np.isnan(gap)])  # NaN: the task had no attempt k
+        k += 1
+    return np.concatenate(gaps) if gaps else np.empty(0)
 
 
 def summarise(scenario: Scenario, tasks: pd.DataFrame, attempts: pd.DataFrame,
@@ -174,7 +173,7 @@ def summarise(scenario: Scenario, tasks: pd.DataFrame, attempts: pd.DataFrame,
         "p_wait": _mean(waited),
         "mean_wait": _mean(wait),
         "mean_first_wait": _mean(first_wait[done]),
-        "mean_retry_wait": _mean(_retry_waits(attempts, done)),
+        "mean_retry_wait": _mean(_retry_waits(tasks, done)),
         "p50_wait": pct(50),
         "p95_wait": pct(95),
         "p99_wait": pct(99),
