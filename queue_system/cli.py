@@ -7,15 +7,20 @@
     health       is the server up? (for container healthchecks)
     tasks        list tasks, or show one
     dead-letter  list the dead letter, or send a task back
+    purge        delete old completed and dead-lettered tasks
     demo         a server and three workers on this machine, with live progress
 
 Settings come from flags, or from the environment variables the lesson's
 compose file uses (``PORT``, ``QUEUE_URL``, ``WORKER_ID``...): a flag wins.
+A server's token is read from ``QUEUE_TOKEN`` (a worker's from
+``QUEUE_WORKER_TOKEN`` first), never from a flag: other users of the
+machine can read a process's flags.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -24,10 +29,11 @@ import sqlite3
 import sys
 from typing import List, Optional
 
-from .arguments import positive, short_text, within
+from .arguments import byte_size, duration, or_none, positive, short_text, within
 from .backoff import Backoff
-from .client import ApiError, QueueClient, ServerUnreachable
+from .client import ApiError, QueueClient, ServerUnreachable, worker_token
 from .errors import QueueError
+from .limits import Limits
 from .queue import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 
 DEFAULT_URL = "http://127.0.0.1:3000"
@@ -87,12 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--backoff", type=backoff_policy, default=env("BACKOFF", "exponential:1:60"),
                        help="delay before a retry: none, fixed:SECONDS or exponential:BASE:MAX "
                             "(BACKOFF; default exponential:1:60)")
-    serve.add_argument("--max-body", type=positive(int), default=env("MAX_BODY", "1048576"),
-                       help="largest request body in bytes, 413 beyond (default 1 MiB)")
+    serve.add_argument("--allowed-host", action="append", metavar="NAME",
+                       default=[h for h in env("ALLOWED_HOSTS", "").split(",") if h.strip()],
+                       help="a host name the server answers to besides localhost and 127.0.0.1 "
+                            "(repeatable; ALLOWED_HOSTS, comma-separated)")
+    add_limits(serve)
     serve.add_argument("--dead-letter-log", metavar="FILE", default=env("DEAD_LETTER_LOG", None),
                        help="append a JSON line to FILE for every task that enters the dead "
                             "letter (DEAD_LETTER_LOG; default: no log)")
     add_log_level(serve)
+    serve.epilog = ("Access: set QUEUE_TOKEN in the environment and every route but /health "
+                    "needs 'Authorization: Bearer <token>'; set QUEUE_WORKER_TOKEN too and "
+                    "only its holders may claim, complete or fail tasks. Unset, the server is "
+                    "open to whoever can reach it.")
 
     worker = commands.add_parser("worker", help="run a worker",
                                  description="Claim tasks from the server, run the lesson's "
@@ -175,6 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--retry", metavar="ID", help="send this task back, retries reset")
     dead.add_argument("--retry-all", action="store_true", help="send every dead task back")
 
+    purge = commands.add_parser("purge", help="delete old completed and dead-lettered tasks",
+                                description="Delete the tasks that finished (completed or "
+                                            "dead-lettered) longer ago than --older-than. Waiting "
+                                            "and running tasks are never deleted. serve "
+                                            "--retention does the same on a timer.")
+    add_url(purge)
+    purge.add_argument("--older-than", type=duration, required=True, metavar="AGE",
+                       help="such as 7d, 12h, 30m or 90s (0: every finished task)")
+
     demo = commands.add_parser("demo", help="a server and three workers, with live progress",
                                description="Start a server on a SQLite file and three worker "
                                            "processes on this machine, submit the lesson's tasks "
@@ -195,6 +217,38 @@ def add_log_level(parser):
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "info"),
                         choices=["debug", "info", "warning", "error"],
                         help="how much to print (LOG_LEVEL; default info)")
+
+
+LIMIT_TYPES = {"bytes": byte_size, "seconds": duration, "count": positive(int)}
+
+
+def add_limits(parser) -> None:
+    """One flag per field of ``Limits``, with its environment variable and its default."""
+    group = parser.add_argument_group("limits", "what one request, one worker or the queue "
+                                                "may take (sizes: 16K, 1M; durations: 30s, 7d)")
+    for field in dataclasses.fields(Limits):
+        unit, default = field.metadata["unit"], field.default
+        kind = LIMIT_TYPES[unit]
+        if default is None:
+            kind, shown = or_none(kind), "none"
+        else:
+            shown = f"{default:g}" if unit != "bytes" else _size(default)
+        name = field.name.upper()
+        group.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=kind,
+                           metavar={"bytes": "SIZE", "seconds": "TIME", "count": "N"}[unit],
+                           default=env(name, None if default is None else str(default)),
+                           help=f"{field.metadata['help']} ({name}; default {shown})")
+
+
+def _size(count: int) -> str:
+    for unit, size in (("G", 2 ** 30), ("M", 2 ** 20), ("K", 2 ** 10)):
+        if count % size == 0:
+            return f"{count // size}{unit}"
+    return str(count)
+
+
+def limits_from(args) -> Limits:
+    return Limits(**{field.name: getattr(args, field.name) for field in dataclasses.fields(Limits)})
 
 
 def add_url(parser):
@@ -225,8 +279,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 def run_serve(args) -> int:
     from .server.serve import serve
     serve(host=args.host, port=args.port, db=args.db, lease_seconds=args.lease,
-          backoff=args.backoff, max_body=args.max_body, log_level=args.log_level,
-          dead_letter_log=args.dead_letter_log)
+          backoff=args.backoff, limits=limits_from(args), log_level=args.log_level,
+          dead_letter_log=args.dead_letter_log, allowed_hosts=args.allowed_host)
     return 0
 
 
@@ -242,7 +296,7 @@ def run_worker(args) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     types = [t.strip() for t in args.types.split(",") if t.strip()] or None
     lease = float(args.lease) if args.lease is not None else None
-    with QueueClient(args.url) as client:
+    with QueueClient(args.url, token=worker_token()) as client:
         worker = Worker(client, args.id, handlers, concurrency=args.concurrency,
                         types=types, lease_seconds=lease, prefetch=args.prefetch,
                         poll_wait=args.poll_wait)
@@ -302,13 +356,20 @@ def run_dead_letter(args) -> int:
     return 0
 
 
+def run_purge(args) -> int:
+    with QueueClient(args.url) as client:
+        deleted = client.purge(args.older_than)
+    print(f"{deleted} finished task(s) deleted")
+    return 0
+
+
 def print_tasks(tasks) -> None:
     if not tasks:
         print("(no tasks)")
         return
-    print(f"{'id':<32} {'type':<10} {'status':<11} {'priority':<8} {'tries':>5}  error")
+    print(f"{'id':<35} {'type':<10} {'status':<11} {'priority':<8} {'tries':>5}  error")
     for task in tasks:
-        print(f"{task.id:<32} {task.type[:10]:<10} {task.status:<11} {task.priority:<8} "
+        print(f"{task.id:<35} {task.type[:10]:<10} {task.status:<11} {task.priority:<8} "
               f"{task.retries:>2}/{task.max_retries:<2}  {task.error or ''}")
 
 
@@ -319,4 +380,5 @@ def run_demo(args) -> int:
 
 
 COMMANDS = {"serve": run_serve, "worker": run_worker, "submit": run_submit, "stats": run_stats, "health": run_health,
-            "tasks": run_tasks, "dead-letter": run_dead_letter, "demo": run_demo}
+            "tasks": run_tasks, "dead-letter": run_dead_letter, "purge": run_purge,
+            "demo": run_demo}

@@ -7,10 +7,15 @@
 Errors come back as exceptions that say what happened: ``ApiError`` when
 the server answered with a 4xx/5xx (its message included), and
 ``ServerUnreachable`` when nothing answered at all.
+
+A server started with ``QUEUE_TOKEN`` wants it on every request: the client
+sends the token it is given, or by default ``QUEUE_TOKEN`` from the
+environment (``worker_token()`` prefers ``QUEUE_WORKER_TOKEN``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Iterable, List, Optional
 from urllib.parse import quote
 
@@ -37,16 +42,26 @@ class ServerUnreachable(Exception):
     """No answer from the server (not started, wrong URL, network down)."""
 
 
+def worker_token() -> Optional[str]:
+    """The token a worker sends: ``QUEUE_WORKER_TOKEN``, else ``QUEUE_TOKEN``, else none."""
+    return os.environ.get("QUEUE_WORKER_TOKEN") or os.environ.get("QUEUE_TOKEN") or None
+
+
 class QueueClient:
     """A thin, synchronous client of the queue's HTTP API."""
 
-    def __init__(self, url: str = "http://127.0.0.1:3000", timeout: float = 10.0):
+    def __init__(self, url: str = "http://127.0.0.1:3000", timeout: float = 10.0,
+                 token: Optional[str] = None):
         self.url = url.rstrip("/")
         self.timeout = timeout
+        if token is None:
+            token = os.environ.get("QUEUE_TOKEN") or None
+        self.token = token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             if httpx.URL(self.url).scheme not in ("http", "https"):
                 raise ValueError
-            self._http = httpx.Client(base_url=self.url, timeout=timeout)
+            self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
         except (ValueError, httpx.InvalidURL):
             raise ValueError(f"not a server address: {url!r} (expected http://HOST:PORT)") from None
 
@@ -156,6 +171,10 @@ class QueueClient:
 
     def retry_dead(self, task_id: str) -> Task:
         return Task.from_dict(self._call("POST", f"/dead-letter/{_path_part(task_id)}/retry"))
+
+    def purge(self, older_than: float) -> int:
+        """Delete tasks that finished more than ``older_than`` seconds ago; how many went."""
+        return self._call("POST", "/tasks/purge", {"older_than": older_than})["deleted"]
 
     def stats(self) -> Dict[str, int]:
         return self._call("GET", "/stats")

@@ -1,7 +1,8 @@
 """The queue's refusals, each with a message a student can act on.
 
 The HTTP API maps them to status codes: ``InvalidTask`` 400,
-``TaskNotFound`` 404, ``TaskConflict`` 409.
+``TaskNotFound`` 404, ``TaskConflict`` 409, ``QueueFull`` 503 and
+``StoreFull`` 507, both with a ``Retry-After``.
 """
 
 
@@ -35,3 +36,23 @@ class TaskConflict(QueueError):
 
 class ConcurrentUpdate(TaskConflict):
     """Another writer changed the task between our read and our write."""
+
+
+class QueueFull(QueueError):
+    """The queue holds as many waiting tasks as its capacity: come back later."""
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreFull(QueueError):
+    """The store's disk is nearly full: new work is refused until space is freed."""
+
+    status_code = 507
+
+    def __init__(self, message: str, retry_after: int = 60):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -76,10 +77,14 @@ def project_environment(env: Optional[dict] = None) -> dict:
 def spawn(argv: List[str], log_path: Path, env: Optional[dict] = None) -> subprocess.Popen:
     """Start ``argv`` in the project folder, with ``project_environment(env)``, its output
     appended to ``log_path``; it dies with us."""
+    # Linux sends the parent-death signal when the *thread* that forked ends, not the
+    # process: a child started from a passing thread would be stopped with it. Only
+    # the main thread lives as long as the process; other threads rely on atexit.
+    tie = _prctl is not None and threading.current_thread() is threading.main_thread()
     with open(log_path, "a") as log:
         return subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 env=project_environment(env),
-                                preexec_fn=_die_with_parent if _prctl is not None else None)
+                                preexec_fn=_die_with_parent if tie else None)
 
 
 def stop_all(processes: List[subprocess.Popen], grace: float) -> None:

@@ -31,6 +31,7 @@ from typing import Dict, List, Optional
 import pandas as pd
 import simpy
 
+from queue_system.errors import QueueFull
 from queue_system.queue import TaskQueue, sequential_ids
 from queue_system.stores.memory import MemoryStore
 
@@ -71,7 +72,8 @@ class Model:
                                lease_seconds=sc.lease_seconds,
                                rng=random.Random(self._seed("queue")),
                                make_id=sequential_ids(),
-                               make_lease_id=sequential_ids("lease-"))
+                               make_lease_id=sequential_ids("lease-"),
+                               capacity=sc.capacity)  # a submit beyond: QueueFull
         self.rec = R.Recorder()
         self.kinds = sc.kinds()
         # Separate random streams for arrivals, service, failures and crashes: changing
@@ -148,7 +150,7 @@ class Model:
         single = kinds[0] if len(kinds) == 1 else None
         horizon = INF if sc.duration is None else sc.duration
         max_tasks = INF if sc.max_tasks is None else sc.max_tasks
-        submit, max_retries, capacity = self.queue.submit, sc.max_retries, sc.capacity
+        submit, max_retries = self.queue.submit, sc.max_retries
         timeout, idle, wake = env.timeout, self.idle, self._wake_one
         kind_append, created_append, ready_append = rec.kind.append, rec.created.append, rec.ready.append
         finished_append, status_append = rec.finished.append, rec.status.append
@@ -171,8 +173,16 @@ class Model:
             row = len(rec.created)
             kind_append(kind)
             created_append(now)
-            if capacity is not None and self._waiting() >= capacity:
-                # The queue is full: the producer is told no (HTTP 503 in real life).
+            # The payload is the task's row in the records: the worker finds it back.
+            try:
+                if delay is None:
+                    submit(type_, row, priority=priority, max_retries=max_retries)
+                    task = None
+                else:
+                    task, _ = submit(type_, row, priority=priority, max_retries=max_retries,
+                                     delay=delay())
+            except QueueFull:
+                # The queue's capacity rule said no (HTTP 503 on the live server).
                 ready_append(now)
                 finished_append(now)
                 status_append(R.REFUSED)
@@ -180,15 +190,11 @@ class Model:
                 continue
             finished_append(R.NAN)
             status_append(R.IN_SYSTEM)
-            # The payload is the task's row in the records: the worker finds it back.
-            if delay is None:
+            if task is None:
                 ready_append(now)
-                submit(type_, row, priority=priority, max_retries=max_retries)
                 if idle:
                     wake()
             else:
-                task, _ = submit(type_, row, priority=priority, max_retries=max_retries,
-                                 delay=delay())
                 ready_append(task.execute_at)
                 if task.status == "scheduled":
                     self._arm(task.execute_at)
@@ -196,10 +202,6 @@ class Model:
                     wake()
         self.arrivals_open -= 1
         self._check_drained()
-
-    def _waiting(self) -> int:
-        counts = self.store.count_by_status()
-        return counts["pending"] + counts["scheduled"]
 
     # -- waking idle workers ----------------------------------------------------------------
 

@@ -122,8 +122,12 @@ def test_serve_creates_its_database_and_refuses_a_busy_port(live, tmp_path):
     assert "Traceback" not in answer.stderr
 
 
-def test_demo_runs_the_lesson_end_to_end(tmp_path):
-    answer = cli("demo", "--fast", "--db", str(tmp_path / "demo.db"), timeout=300)
+@pytest.mark.parametrize("tokens", [{}, {"QUEUE_TOKEN": "class-secret",
+                                         "QUEUE_WORKER_TOKEN": "worker-secret"}],
+                         ids=["open", "with tokens"])
+def test_demo_runs_the_lesson_end_to_end(tmp_path, tokens):
+    """Also on a closed server: the demo's server, workers and progress pass the tokens."""
+    answer = cli("demo", "--fast", "--db", str(tmp_path / "demo.db"), timeout=300, env=tokens)
     assert answer.returncode == 0, answer.stdout + answer.stderr
     out = answer.stdout
     assert "Submitted 12 tasks" in out

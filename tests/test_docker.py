@@ -79,6 +79,19 @@ def test_compose_topology_is_the_lessons():
     assert services["worker"]["deploy"]["replicas"] == 0  # for --scale worker=N
 
 
+def test_the_api_is_published_on_this_machine_only_unless_told():
+    """The open API is not offered to the network by default; a class that needs it there
+    sets a token, which the producer and every worker receive."""
+    [port] = resolved_config()["services"]["producer"]["ports"]
+    assert port["host_ip"] == "127.0.0.1"
+    services = resolved_config(env={"PUBLISH_ADDRESS": "0.0.0.0", "QUEUE_TOKEN": "s3cret",
+                                    "QUEUE_WORKER_TOKEN": "w0rker"})["services"]
+    assert services["producer"]["ports"][0]["host_ip"] == "0.0.0.0"
+    for name in ("producer", "worker-1", "worker-2", "worker-3", "worker"):
+        assert services[name]["environment"]["QUEUE_TOKEN"] == "s3cret", name
+        assert services[name]["environment"]["QUEUE_WORKER_TOKEN"] == "w0rker", name
+
+
 def test_settings_come_from_the_environment_with_defaults():
     defaults = resolved_config()["services"]
     assert defaults["worker-1"]["environment"]["WORK_MIN_SECONDS"] == "1"

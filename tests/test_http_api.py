@@ -130,7 +130,7 @@ def test_submit_with_options_and_get(api, clock):
     ({"type": "x", "delay": -1}, "delay"),
     ({"type": "x", "delay": 1, "execute_at": 5}, "not both"),
     ({"type": "x", "execute_at": "next tuesday"}, "execute_at"),
-    ({"type": "x" * 201}, "longer"),
+    ({"type": "x" * 201}, "at most 200"),
     ({"type": "x", "idempotency_key": ""}, "idempotency_key"),
 ])
 def test_submit_refuses_bad_options(api, body, expected):

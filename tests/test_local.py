@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -110,3 +111,15 @@ def test_a_system_no_longer_referenced_is_still_stopped_at_exit(tmp_path):
     answer = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=60)
     assert answer.stdout.split() == ["0"], answer.stderr
+
+
+def test_a_process_started_from_another_thread_outlives_that_thread(tmp_path):
+    """Linux's parent-death signal follows the thread that forked: a server a helper
+    thread started was stopped the moment that thread ended."""
+    with LocalSystem(tmp_path) as system:
+        starter = threading.Thread(target=system.start_server)
+        starter.start()
+        starter.join()
+        time.sleep(1)
+        assert system.server.poll() is None, system.log("server")
+        assert system.client.health()["status"] == "ok"

@@ -4,32 +4,40 @@ Every route hands its work to the group committer (one thread owns the
 store) and answers once the work is committed: a 202 means the task is on
 disk. A worker that asks for a task with ``wait`` is held (long poll) until
 a task arrives, which wakes it within milliseconds, or the wait runs out.
-Bad input is answered with a 4xx and ``{"error": "what is wrong"}``.
+Bad input is answered with a 4xx and ``{"error": "what is wrong"}``; the
+limits it enforces are in ``limits``, and who may call it in ``access``.
+Every status a route can answer is in the OpenAPI document at
+``/openapi.json``, with the rules each field must follow.
 """
 
-from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+import re
 import sqlite3
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Optional
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import json_codec
 from ..dead_letter_log import DeadLetterLog
 from ..errors import InvalidTask, QueueError
+from ..json_codec import nested_deeper_than
+from ..limits import DEFAULT_LIMITS, Limits
 from ..queue import TaskQueue
-from ..task import STATUSES, Task
+from ..task import Task
 from . import schemas
-from .json_body import DEFAULT_MAX_BODY, BodyLimit
+from .access import Access, AccessGuard
 from .group_commit import GroupCommitter, Outbox
+from .housekeeping import DiskGuard, purge_interval
+from .json_body import BodyLimit
 
 log = logging.getLogger("queue_system.server")
 
@@ -57,22 +65,30 @@ class WorkSignal:
         self._event = asyncio.Event()
 
 
-def error(status: int, message: str) -> FastJSON:
-    return FastJSON({"error": message}, status_code=status)
+def error(status: int, message: str, headers: Optional[dict] = None) -> FastJSON:
+    return FastJSON({"error": message}, status_code=status, headers=headers)
 
 
 def parse_execute_at(value) -> Optional[float]:
-    """Seconds since the epoch, or an ISO 8601 time (UTC if it names no zone)."""
+    """Seconds since the epoch, or an RFC 3339 time such as 2026-11-28T09:00:00Z."""
     if value is None or isinstance(value, (int, float)):
         return value
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidTask(f"'execute_at' {value!r} is neither seconds since the epoch "
-                          "nor an ISO 8601 time such as 2026-11-28T09:00:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    problem = None
+    if len(value) > 64 or not re.match(schemas.RFC_3339, value):
+        problem = "not in the form 2026-11-28T09:00:00Z (date, time to the second, zone)"
+    else:
+        try:
+            return datetime.fromisoformat(value.upper()).timestamp()
+        except ValueError as exc:
+            problem = str(exc)  # such as a 13th month
+    raise InvalidTask(f"'execute_at' {value[:64]!r} is not a valid time: {problem}; write seconds "
+                      "since the epoch or an RFC 3339 time, such as 2026-11-28T09:00:00Z")
+
+
+def check_depth(value: Any, limit: int, what: str) -> None:
+    """Refuse a payload or result nested deeper than ``limit`` (``--max-depth``)."""
+    if value.__class__ in (dict, list) and nested_deeper_than(value, limit):
+        raise InvalidTask(f"'{what}' is nested more than {limit} levels deep (--max-depth)")
 
 
 def describe_validation(exc: RequestValidationError) -> tuple:
@@ -87,18 +103,32 @@ def describe_validation(exc: RequestValidationError) -> tuple:
             return 400, "a JSON body is required"
         if not where and kind in ("model_attributes_type", "dict_type"):
             return 400, "the body must be a JSON object, such as {\"type\": \"email\"}"
+        if where.rpartition(".")[2] == "type" and kind in ("string_too_short",
+                                                           "string_pattern_mismatch"):
+            problems.append(f"'{where}' must be a non-empty string, such as \"email\"")
+            continue
         problems.append(f"{where or 'body'}: {item.get('msg')}")
     return 400, "; ".join(problems)
 
 
-def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
-               store_name: str = "memory",
-               dead_letter_log: Optional[DeadLetterLog] = None) -> FastAPI:
-    """The API over ``queue``. The app owns the queue's store while it runs.
+def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
+               max_body: Optional[int] = None, store_name: str = "memory",
+               dead_letter_log: Optional[DeadLetterLog] = None,
+               access: Access = Access(), disk_folder: Optional[str] = None):
+    """The API over ``queue``, as an ASGI app. The app owns the queue's store while it runs.
 
-    With a ``dead_letter_log``, every task that enters the dead letter (a last
-    failure, or a last attempt whose worker died) is appended to it once that
-    transition is committed."""
+    ``limits`` are enforced at the edge (``max_body`` overrides ``limits.max_body``);
+    the queue's ``capacity`` is its own rule. ``access`` says who may call.
+    With ``disk_folder``, new work is refused while that folder's disk has less
+    than ``limits.min_free_disk`` free; with ``limits.retention``, finished tasks
+    older than it are purged by a timer. With a ``dead_letter_log``, every task
+    that enters the dead letter (a last failure, or a last attempt whose worker
+    died) is appended to it once that transition is committed."""
+    if max_body is not None:
+        limits = limits.replace(max_body=max_body)
+    max_depth = limits.max_depth
+    disk = DiskGuard(disk_folder, limits.min_free_disk)
+    ClaimIn, HeartbeatIn = schemas.worker_bodies(limits)
     state = {}
 
     @asynccontextmanager
@@ -109,9 +139,13 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
                 functools.partial(dead_letter_log.write, task))
         state["committer"] = GroupCommitter(queue.store, outbox=outbox)
         state["signal"] = WorkSignal()
+        purging = (asyncio.get_running_loop().create_task(purge_for_ever(limits.retention))
+                   if limits.retention is not None else None)
         try:
             yield
         finally:
+            if purging is not None:
+                purging.cancel()
             state["committer"].close()
             queue.on_dead_letter = None
 
@@ -123,16 +157,41 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
     async def run(fn, *args):
         return await state["committer"].run(fn, *args)
 
+    async def purge(older_than: float) -> int:
+        """Purge in bounded steps: the store is never held long, others' requests go between."""
+        deleted = 0
+        while True:
+            step = await run(queue.purge, older_than, 1000)
+            deleted += step
+            if step < 1000:
+                return deleted
+
+    async def purge_for_ever(retention: float) -> None:
+        while True:
+            await asyncio.sleep(purge_interval(retention))
+            try:
+                deleted = await purge(retention)
+            except Exception:  # a failed purge is retried at the next tick
+                log.exception("purging finished tasks failed")
+                continue
+            if deleted:
+                log.info("[Queue] Purged %d tasks finished more than %gs ago", deleted, retention)
+
     def wake_workers():
         state["signal"].notify()
 
     @app.exception_handler(QueueError)
     async def queue_error(request: Request, exc: QueueError):
-        return error(exc.status_code, exc.message)
+        retry_after = getattr(exc, "retry_after", None)  # a full queue, a full disk
+        return error(exc.status_code, exc.message,
+                     None if retry_after is None else {"Retry-After": str(retry_after)})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
-        return error(*describe_validation(exc))
+        status, message = describe_validation(exc)
+        if request.url.path == "/tasks/batch":
+            message = f"no task stored: {message}"  # a batch is all or nothing
+        return error(status, message)
 
     @app.exception_handler(sqlite3.Error)
     async def store_error(request: Request, exc: sqlite3.Error):
@@ -146,45 +205,75 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return error(exc.status_code, str(exc.detail))
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only
+            # (POST for /tasks); the answer must name all of them (GET, POST).
+            methods = set()
+            for route in app.router.routes:
+                if getattr(route, "path_regex", None) and route.path_regex.match(request.url.path):
+                    methods |= set(getattr(route, "methods", None) or ())
+            headers = dict(headers or {}, Allow=", ".join(sorted(methods)))
+        return error(exc.status_code, str(exc.detail), headers)
 
     # -- producers -----------------------------------------------------------------
 
     def submit(spec: schemas.TaskIn):
+        disk.check()
         return queue.submit(spec.type, spec.payload, priority=spec.priority,
                             max_retries=spec.max_retries,
                             execute_at=parse_execute_at(spec.execute_at), delay=spec.delay,
                             idempotency_key=spec.idempotency_key)
 
-    @app.post("/task", status_code=202, tags=["lesson"])
+    submitting = {**schemas.EVERY_ROUTE, **schemas.WITH_BODY, **schemas.SUBMITTING}
+
+    @app.post("/task", status_code=202, tags=["lesson"], responses={
+        202: {"model": schemas.SeedSubmitOut, "description": "Stored"}, **submitting})
     async def seed_submit(body: schemas.SeedTaskIn):
         """The lesson's route: enqueue ``{type, payload}``; 202 ``{taskId, message, stats}``."""
+        check_depth(body.payload, max_depth, "payload")
+
+        def submit_and_count():
+            disk.check()
+            return queue.submit(body.type, body.payload), queue.stats()
         # One trip to the store thread: the stats the lesson shows include this task.
-        (task, _), stats = await run(lambda: (queue.submit(body.type, body.payload),
-                                              queue.stats()))
+        (task, _), stats = await run(submit_and_count)
         wake_workers()
         log.info("[Queue] Enqueued task %s (%s)", task.id, task.type)
         return FastJSON({"taskId": task.id, "message": "Task enqueued", "stats": stats},
                         status_code=202)
 
-    @app.post("/tasks", status_code=202, tags=["tasks"])
+    @app.post("/tasks", status_code=202, tags=["tasks"], responses={
+        202: {"model": schemas.TaskOut, "description": "Stored"},
+        200: {"model": schemas.TaskOut,
+              "description": "The idempotency key was used before: the first task, unchanged"},
+        **submitting})
     async def submit_task(body: schemas.TaskIn):
         """Enqueue a task with priority, max_retries, execute_at or delay, idempotency key.
 
         202 with the task; 200 with the first task if the idempotency key was used before."""
+        check_depth(body.payload, max_depth, "payload")
         task, created = await run(submit, body)
         if created:
             wake_workers()
             log.info("[Queue] Enqueued task %s (%s, %s)", task.id, task.type, task.priority)
         return FastJSON(task.to_dict(), status_code=202 if created else 200)
 
-    @app.post("/tasks/batch", status_code=202, tags=["tasks"])
+    @app.post("/tasks/batch", status_code=202, tags=["tasks"], responses={
+        202: {"model": schemas.TasksOut, "description": "All stored (a resent key: its first task)"},
+        **submitting})
     async def submit_batch(body: schemas.TaskBatchIn):
         """Enqueue up to 1000 tasks at once: all are stored, or none (400 says which is bad)."""
+        for number, spec in enumerate(body.tasks):
+            check_depth(spec.payload, max_depth, f"tasks.{number}.payload")
         specs = [dict(spec.model_dump(),
                       execute_at=parse_execute_at(spec.execute_at)) for spec in body.tasks]
+
+        def submit_all():
+            disk.check()
+            return queue.submit_many(specs)
         try:
-            submitted = await run(queue.submit_many, specs)
+            submitted = await run(submit_all)
         except InvalidTask as exc:
             return error(400, f"no task stored: {exc.message}")
         wake_workers()
@@ -228,9 +317,13 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
             except asyncio.TimeoutError:
                 pass
 
-    @app.post("/tasks/claim", tags=["workers"],
-              responses={204: {"description": "No task within the wait"}})
-    async def claim(body: schemas.ClaimIn, request: Request):
+    body_errors = {**schemas.EVERY_ROUTE, **schemas.WITH_BODY}
+    leased = {**body_errors, **schemas.LEASED}
+    one_task = {200: {"model": schemas.TaskOut}, **leased}
+
+    @app.post("/tasks/claim", tags=["workers"], responses={
+        200: {"model": schemas.TasksOut}, **schemas.NO_TASK, **body_errors})
+    async def claim(body: ClaimIn, request: Request):
         """Take up to ``max_tasks`` ready tasks, each under a lease; wait up to ``wait`` s."""
         tasks = await claim_waiting(request, body.worker_id, body.types, body.lease_seconds,
                                     body.max_tasks, body.wait)
@@ -259,22 +352,23 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
         announce(task)
         return task
 
-    @app.post("/tasks/{task_id}/heartbeat", tags=["workers"])
-    async def heartbeat(task_id: str, body: schemas.HeartbeatIn):
+    @app.post("/tasks/{task_id}/heartbeat", tags=["workers"], responses=one_task)
+    async def heartbeat(task_id: str, body: HeartbeatIn):
         """Extend the lease of a task you hold; 409 if the lease is stale."""
         return (await run(queue.heartbeat, task_id, body.lease_id, body.lease_seconds)).to_dict()
 
-    @app.post("/tasks/{task_id}/complete", tags=["workers"])
+    @app.post("/tasks/{task_id}/complete", tags=["workers"], responses=one_task)
     async def complete(task_id: str, body: schemas.CompleteIn):
         """Record success with a result; 409 if the lease is stale or the task not in progress."""
+        check_depth(body.result, max_depth, "result")
         return (await finish(queue.complete, task_id, body.lease_id, body.result)).to_dict()
 
-    @app.post("/tasks/{task_id}/fail", tags=["workers"])
+    @app.post("/tasks/{task_id}/fail", tags=["workers"], responses=one_task)
     async def fail(task_id: str, body: schemas.FailIn):
         """Record a failed attempt: retried after the backoff, or dead-lettered."""
         return (await finish(queue.fail, task_id, body.lease_id, body.error)).to_dict()
 
-    @app.post("/tasks/{task_id}/release", tags=["workers"])
+    @app.post("/tasks/{task_id}/release", tags=["workers"], responses=one_task)
     async def release(task_id: str, body: schemas.ReleaseIn):
         """Give a held task back unfinished (a worker shutting down); no failure counted.
 
@@ -282,9 +376,12 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
         longer counts in ``attempts``; with ``started: true`` the attempt still counts."""
         return (await finish(queue.release, task_id, body.lease_id, body.started)).to_dict()
 
-    @app.post("/tasks/ack", tags=["workers"])
+    @app.post("/tasks/ack", tags=["workers"], responses={
+        200: {"model": schemas.AckOut}, **body_errors})
     async def ack(body: schemas.AckBatchIn):
         """Report many finished attempts in one request; each succeeds or fails alone."""
+        for number, item in enumerate(body.acks):
+            check_depth(item.result, max_depth, f"acks.{number}.result")
         def one(item: schemas.AckIn):
             if item.ok:
                 return queue.complete(item.id, item.lease_id, item.result)
@@ -308,28 +405,33 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
 
     # -- looking -------------------------------------------------------------------------
 
-    @app.get("/tasks/{task_id}", tags=["tasks"])
+    reading = {**schemas.EVERY_ROUTE, **schemas.WITH_QUERY}
+
+    @app.get("/tasks/{task_id}", tags=["tasks"], responses={
+        200: {"model": schemas.TaskOut}, **schemas.EVERY_ROUTE, **schemas.ONE_TASK})
     async def get_task(task_id: str):
         """One task, with its whole record; 404 if unknown."""
         return (await run(queue.get, task_id)).to_dict()
 
-    @app.get("/tasks", tags=["tasks"])
-    async def list_tasks(status: Optional[str] = Query(None, description=", ".join(STATUSES)),
-                         type: Optional[str] = None,
+    @app.get("/tasks", tags=["tasks"], responses={200: {"model": schemas.TaskListOut}, **reading})
+    async def list_tasks(status: Optional[schemas.Status] = None,
+                         type: Optional[str] = Query(None, max_length=schemas.MAX_TYPE_LENGTH),
                          limit: int = Query(100, ge=1, le=1000),
                          offset: int = Query(0, ge=0, le=MAX_OFFSET)):
         """Tasks in submission order, filtered by status and type."""
         tasks = await run(queue.list, status, type, limit, offset)
         return {"tasks": [t.to_dict() for t in tasks], "count": len(tasks)}
 
-    @app.get("/dead-letter", tags=["dead letter"])
+    @app.get("/dead-letter", tags=["dead letter"], responses={
+        200: {"model": schemas.TaskListOut}, **reading})
     async def dead_letter(limit: int = Query(100, ge=1, le=1000),
                           offset: int = Query(0, ge=0, le=MAX_OFFSET)):
         """Tasks that used up their retries (status ``failed``)."""
         tasks = await run(queue.dead_letter, limit, offset)
         return {"tasks": [t.to_dict() for t in tasks], "count": len(tasks)}
 
-    @app.post("/dead-letter/{task_id}/retry", tags=["dead letter"])
+    @app.post("/dead-letter/{task_id}/retry", tags=["dead letter"], responses={
+        200: {"model": schemas.TaskOut}, **schemas.EVERY_ROUTE, **schemas.DEAD})
     async def retry_dead(task_id: str):
         """Send a dead-lettered task back to the queue, retries reset; 409 if not dead."""
         task = await run(queue.retry_dead, task_id)
@@ -337,12 +439,22 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
         log.info("[Queue] Task %s sent back from the dead letter", task_id)
         return task.to_dict()
 
-    @app.get("/stats", tags=["lesson"])
+    @app.post("/tasks/purge", tags=["operations"], responses={
+        200: {"model": schemas.PurgeOut}, **body_errors})
+    async def purge_finished(body: schemas.PurgeIn):
+        """Delete completed and dead-lettered tasks that finished more than ``older_than``
+        seconds ago (``serve --retention`` does it on a timer). Waiting work is kept."""
+        return {"deleted": await purge(body.older_than)}
+
+    @app.get("/stats", tags=["lesson"], responses={
+        200: {"model": schemas.StatsOut}, **schemas.EVERY_ROUTE})
     async def stats():
         """Counts per status: pending, scheduled, processing, completed, failed (dead letter)."""
         return await run(queue.stats)
 
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", tags=["operations"], responses={
+        200: {"model": schemas.HealthOut}, 403: schemas.EVERY_ROUTE[403],
+        503: schemas.EVERY_ROUTE[503]})
     async def health():
         """200 when the server answers and its store can be read."""
         counts = await run(queue.stats)
@@ -350,9 +462,10 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
 
     # -- the lesson's worker routes --------------------------------------------------------
 
-    @app.get("/dequeue", tags=["lesson"],
-             responses={204: {"description": "No task ready"}})
-    async def seed_dequeue(request: Request, worker_id: Optional[str] = None):
+    @app.get("/dequeue", tags=["lesson"], responses={
+        200: {"model": schemas.TaskOut}, **schemas.NO_TASK, **reading})
+    async def seed_dequeue(request: Request, worker_id: Optional[str] = Query(
+            None, min_length=1, max_length=schemas.MAX_ID_LENGTH)):
         """The lesson's worker route: the next task (under a lease) or 204."""
         who = worker_id or f"http-{request.client.host if request.client else 'client'}"
         tasks = await claim_waiting(request, who, None, None, 1, 0)
@@ -360,16 +473,43 @@ def create_app(queue: TaskQueue, *, max_body: int = DEFAULT_MAX_BODY,
             return Response(status_code=204)
         return tasks[0].to_dict()
 
-    @app.post("/complete/{task_id}", tags=["lesson"])
+    seed_reported = {200: {"model": schemas.SeedTaskOut}, **leased}
+
+    @app.post("/complete/{task_id}", tags=["lesson"], responses=seed_reported)
     async def seed_complete(task_id: str, body: Optional[schemas.SeedCompleteIn] = None):
         """The lesson's route: complete the task under its current lease."""
+        if body is not None:
+            check_depth(body.result, max_depth, "result")
         task = await finish(queue.complete, task_id, None, body.result if body else None)
         return {"message": "Task completed", "task": task.to_dict()}
 
-    @app.post("/fail/{task_id}", tags=["lesson"])
+    @app.post("/fail/{task_id}", tags=["lesson"], responses=seed_reported)
     async def seed_fail(task_id: str, body: Optional[schemas.SeedFailIn] = None):
         """The lesson's route: fail the task under its current lease (retry or dead letter)."""
         task = await finish(queue.fail, task_id, None, body.error if body else None)
         return {"message": f"Task {task.status}", "task": task.to_dict()}
 
-    return BodyLimit(app, max_body=max_body) if max_body else app
+    app.openapi = functools.partial(openapi_document, app, access)
+    wrapped = AccessGuard(BodyLimit(app, max_body=limits.max_body, max_depth=max_depth), access)
+    wrapped.fastapi = app  # for whoever needs the routes or the schema
+    return wrapped
+
+
+def openapi_document(app: FastAPI, access: Access) -> dict:
+    """FastAPI's document, made to tell the truth: invalid input is a 400 here, not
+    FastAPI's 422, and a server with a token says how to send it."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                               routes=app.routes)
+        for path in document["paths"].values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        components = document.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        if not access.is_open:
+            document["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"}}
+            document["security"] = [{"bearer": []}]
+        app.openapi_schema = document
+    return app.openapi_schema

@@ -10,7 +10,9 @@ Content-Type says: ``curl -d '{...}'`` without ``-H "Content-Type:
 application/json"`` (curl then claims a form) still works, and invalid
 JSON gets a clear 400 instead of a puzzling "expected an object".
 Some bodies Python's json module would take are refused here with a 400
-that says why, before they can reach the store: text that is not valid
+that says why, before they can reach the store: a body nested too deep
+(thousands of ``[`` would exhaust the parser's stack; the app checks
+each payload and result against ``--max-depth`` exactly), text that is not valid
 Unicode (a lone surrogate such as ``"\ud800"``, which no database or
 encoder can store), a leading byte order mark, and NaN, Infinity or
 numbers beyond a double's range, which are not JSON and would come back
@@ -24,13 +26,20 @@ from typing import Optional
 
 import orjson
 
-DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB
+from ..json_codec import nested_deeper_than
+from ..limits import DEFAULT_LIMITS
+
+DEFAULT_MAX_BODY = DEFAULT_LIMITS.max_body
+# The API's own nesting around a payload or a result: {"tasks": [{"payload": ...}]}.
+ENVELOPE_DEPTH = 3
 
 
 class BodyLimit:
-    def __init__(self, app, max_body: int = DEFAULT_MAX_BODY):
+    def __init__(self, app, max_body: int = DEFAULT_MAX_BODY,
+                 max_depth: int = DEFAULT_LIMITS.max_depth):
         self.app = app
         self.max_body = max_body
+        self.max_body_depth = max_depth + ENVELOPE_DEPTH
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -55,7 +64,7 @@ class BodyLimit:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        problem = body_problem(body) if body else None
+        problem = body_problem(body, self.max_body_depth) if body else None
         if problem is not None:
             return await self._refuse(send, 400, problem)
         if body:
@@ -86,16 +95,25 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def body_problem(body: bytes) -> Optional[str]:
+def body_problem(body: bytes, max_depth: int) -> Optional[str]:
     """Why ``body`` is refused before parsing, or None.
 
     orjson parses strict JSON and refuses all of the above. Other invalid
     JSON is left to the API's parser, whose message says where it broke."""
+    too_deep = (f"the body is nested more than {max_depth} levels deep: a payload or "
+                f"result may nest at most {max_depth - ENVELOPE_DEPTH} (--max-depth)")
     try:
-        orjson.loads(body)
-        return None
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         reason = str(exc)
+    else:
+        # As many brackets as the limit cannot nest deeper: most bodies stop here.
+        if body.count(b"[") + body.count(b"{") > max_depth and nested_deeper_than(value, max_depth):
+            return too_deep
+        return None
+    if "depth limit" in reason or "ecursion" in reason:
+        # orjson stops at 1024 levels, where Python's json module would crash.
+        return too_deep
     if "byte order mark" in reason:
         return "the body starts with a byte order mark (BOM): send the JSON text without it"
     if "surrogate" in reason or "UTF-8" in reason:

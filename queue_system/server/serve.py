@@ -1,19 +1,27 @@
-"""Start the server: open the store, build the queue and the app, run uvicorn."""
+"""Start the server: open the store, build the queue and the app, run uvicorn.
+
+The server says at start who may use it: with ``QUEUE_TOKEN`` unset it is
+open to whoever can reach its address, which by default is this machine
+only (127.0.0.1).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-from typing import Optional
+from typing import Iterable, Optional
 
 import uvicorn
 
 from ..backoff import Backoff
 from ..dead_letter_log import DeadLetterLog
+from ..limits import DEFAULT_LIMITS, Limits
 from ..queue import TaskQueue
 from ..stores import open_store
+from .access import Access
 from .app import create_app
+from .connections import server_config
 
 
 class CleanStopServer(uvicorn.Server):
@@ -31,10 +39,18 @@ class CleanStopServer(uvicorn.Server):
 
 def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
           lease_seconds: float = 15.0, backoff: Backoff = Backoff(),
-          max_body: int = 1024 * 1024, log_level: str = "info",
-          dead_letter_log: Optional[str] = None) -> None:
+          limits: Limits = DEFAULT_LIMITS, log_level: str = "info",
+          dead_letter_log: Optional[str] = None, allowed_hosts: Iterable[str] = (),
+          token: Optional[str] = None, worker_token: Optional[str] = None) -> None:
     """Serve the queue until SIGINT/SIGTERM. ``db`` is a SQLite file, or ``memory``;
-    ``dead_letter_log`` a file that gets a JSON line per dead-lettered task."""
+    ``dead_letter_log`` a file that gets a JSON line per dead-lettered task. The
+    tokens default to ``QUEUE_TOKEN`` and ``QUEUE_WORKER_TOKEN`` from the environment."""
+    if lease_seconds > limits.max_lease:
+        raise ValueError(f"the lease ({lease_seconds:g}s) is longer than --max-lease "
+                         f"({limits.max_lease:g}s)")
+    token = token or os.environ.get("QUEUE_TOKEN") or None
+    worker_token = worker_token or os.environ.get("QUEUE_WORKER_TOKEN") or None
+    access = Access.for_bind(host, token, worker_token, allowed_hosts)
     if db != "memory":
         folder = os.path.dirname(os.path.abspath(db))
         os.makedirs(folder, exist_ok=True)
@@ -44,18 +60,21 @@ def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
         raise OSError(f"cannot write the dead-letter log {dead_letter_log!r}: "
                       f"{exc.strerror or exc}") from None
     store = open_store(db)
-    queue = TaskQueue(store, lease_seconds=lease_seconds, backoff=backoff)
-    app = create_app(queue, max_body=max_body,
+    queue = TaskQueue(store, lease_seconds=lease_seconds, backoff=backoff,
+                      capacity=limits.capacity)
+    app = create_app(queue, limits=limits,
                      store_name="memory" if db == "memory" else f"sqlite:{db}",
-                     dead_letter_log=dead_letters)
+                     dead_letter_log=dead_letters, access=access,
+                     disk_folder=None if db == "memory" else os.path.dirname(os.path.abspath(db)))
     logging.basicConfig(level=log_level.upper(), format="%(message)s")
     logging.getLogger("queue_system").setLevel(log_level.upper())
     print(f"Producer API listening on http://{host}:{port} "
           f"(store: {db}, lease {lease_seconds:g}s, docs at /docs)", flush=True)
     if dead_letters is not None:
         print(f"Dead-lettered tasks are logged to {dead_letter_log}", flush=True)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=2)
+    print(access_notice(access, host), flush=True)
+    config = server_config(app, host=host, port=port, limits=limits, log_level="warning",
+                           access_log=False, timeout_graceful_shutdown=2)
     server = CleanStopServer(config)
     try:
         server.run()
@@ -66,3 +85,19 @@ def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
     if not server.started:  # e.g. the port was taken: uvicorn said why
         raise SystemExit(1)
     print("Producer API stopped", flush=True)
+
+
+def access_notice(access: Access, host: str) -> str:
+    """One line at start: who may use this server."""
+    if access.token and access.worker_token:
+        return "Access: QUEUE_TOKEN to submit and read, QUEUE_WORKER_TOKEN to work on tasks"
+    if access.token:
+        return "Access: every route but /health needs QUEUE_TOKEN"
+    if access.worker_token:
+        return ("Access: open for submitting and reading; only QUEUE_WORKER_TOKEN's "
+                "holders may work on tasks")
+    if access.allowed_hosts is not None and host.startswith(("127.", "localhost", "::1")):
+        return ("Access: open (no QUEUE_TOKEN) to this machine only: anyone on it can submit, "
+                "read and complete tasks")
+    return (f"WARNING: open (no QUEUE_TOKEN) on {host}: anyone who can reach this address can "
+            "submit, read and complete tasks. Set QUEUE_TOKEN to close it.")

@@ -81,6 +81,19 @@ class Store(ABC):
     def count_by_status(self) -> Dict[str, int]:
         """How many tasks are in each status (every status present, zero included)."""
 
+    def count_waiting(self) -> int:
+        """Tasks waiting to run (pending or scheduled): what a queue's capacity bounds.
+
+        A store may answer faster than ``count_by_status``: the queue asks it
+        before every submit when it has a capacity."""
+        counts = self.count_by_status()
+        return counts["pending"] + counts["scheduled"]
+
+    @abstractmethod
+    def delete_finished(self, before: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` completed or dead-lettered tasks that finished at or
+        before ``before``; returns how many. Their ids and idempotency keys are free again."""
+
     def transaction_alive(self) -> bool:
         """Inside ``transaction()``: False once the store has abandoned it.
 

@@ -31,7 +31,7 @@ from heapq import heappop, heappush
 from typing import Dict, Iterable, List, Optional
 
 from ..errors import ConcurrentUpdate
-from ..task import PRIORITY_RANK, STATUSES, Task
+from ..task import FINISHED, PRIORITY_RANK, STATUSES, Task
 from .base import Store
 
 
@@ -261,3 +261,19 @@ class MemoryStore(Store):
     def count_by_status(self) -> Dict[str, int]:
         with self._lock:
             return dict(self._counts)
+
+    def count_waiting(self) -> int:
+        counts = self._counts
+        return counts["pending"] + counts["scheduled"]
+
+    def delete_finished(self, before: float, limit: int = 1000) -> int:
+        with self._lock:
+            old = list(itertools.islice((task for task in self._tasks.values()
+                                         if task.status in FINISHED
+                                         and task.finished_at <= before), limit))
+            for task in old:  # a finished task is in no heap: nothing else holds it
+                del self._tasks[task.id], self._seq[task.id]
+                if task.idempotency_key is not None:
+                    del self._by_key[task.idempotency_key]
+                self._counts[task.status] -= 1
+            return len(old)

@@ -98,6 +98,11 @@ NEXT_WAKEUP = ("SELECT min(t) FROM ("
                " UNION ALL"
                " SELECT min(lease_expires_at) FROM tasks INDEXED BY tasks_leases"
                " WHERE status = 'processing')")
+COUNT_WAITING = ("SELECT count(*) FROM tasks INDEXED BY tasks_by_status "
+                 "WHERE status IN ('pending', 'scheduled')")
+# Finished tasks in submission order, the oldest first: a purge stops at its limit.
+DELETE_FINISHED = ("DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks INDEXED BY tasks_by_status"
+                   " WHERE status = ? AND finished_at <= ? LIMIT ?)")
 BY_ID = SELECT + "WHERE id = ?"
 BY_IDEMPOTENCY_KEY = SELECT + "WHERE idempotency_key = ?"
 
@@ -240,6 +245,19 @@ class SQLiteStore(Store):
         counts = dict.fromkeys(STATUSES, 0)
         counts.update(rows)
         return counts
+
+    def count_waiting(self) -> int:
+        with self._lock:
+            return self._db.execute(COUNT_WAITING).fetchone()[0]
+
+    def delete_finished(self, before: float, limit: int = 1000) -> int:
+        deleted = 0
+        with self._lock:
+            for status in ("completed", "failed"):
+                if deleted < limit:
+                    deleted += self._db.execute(DELETE_FINISHED,
+                                                (status, before, limit - deleted)).rowcount
+        return deleted
 
     def transaction_alive(self) -> bool:
         return self._db.in_transaction

@@ -112,7 +112,7 @@ class Worker:
             log.info("[Worker %s] stopping now: giving back %d task(s)", self.id, len(held))
             # Quickly: a server that does not answer within a second will see the
             # leases expire instead. A task whose handler began keeps its attempt.
-            with QueueClient(self.client.url, timeout=1.0) as quick:
+            with QueueClient(self.client.url, timeout=1.0, token=getattr(self.client, "token", None)) as quick:
                 self._release(held, quick, started)
             os._exit(128 + signum)
 
