@@ -145,8 +145,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2,
                         help="threads per worker process (default 2)")
-    parser.add_argument("--prefetch", type=int, default=250,
-                        help="tasks per claim (default 250)")
+    parser.add_argument("--prefetch", type=int, default=100,
+                        help="tasks per claim (default 100, the server's --max-claim)")
     parser.add_argument("--sweep", action="store_true",
                         help="only ours, once per worker setting, to choose the settings")
     parser.add_argument("--skip-huey", action="store_true")
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     if args.sweep:
         print(f"{'concurrency':>11} {'prefetch':>8} {'tasks/s':>8} {'seconds':>8}")
         for concurrency in (1, 2, 4):
-            for prefetch in (1, 10, 50, 100, 250):
+            for prefetch in (1, 10, 50, 100):
                 r = run_ours(args.tasks, concurrency, prefetch)
                 print(f"{concurrency:>11} {prefetch:>8} {r['rate']:>8.0f} {r['seconds']:>8.2f}",
                       flush=True)

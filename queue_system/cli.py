@@ -130,9 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--prefetch", type=positive(int, 1000), default=env("WORKER_PREFETCH", "1"),
                         help="tasks claimed per request by each thread (WORKER_PREFETCH; "
                              "default 1, right for the lesson's 1-3 s tasks: a worker does not "
-                             "hoard work others could start; for tasks of milliseconds, 50-250 "
+                             "hoard work others could start; for tasks of milliseconds, 50-100 "
                              "makes one claim and one report serve many tasks, see "
-                             "bench/bench_end_to_end.py)")
+                             "bench/bench_end_to_end.py; at most the server's --max-claim, "
+                             "100 by default)")
     worker.add_argument("--poll-wait", type=positive(float, 60), default=env("WORKER_POLL_WAIT", "2"),
                         help="seconds an idle claim waits on the server (long poll); a new "
                              "task wakes it at once (default 2)")

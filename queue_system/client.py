@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from .limits import TOKEN_TEXT
 from .task import Task
 
 
@@ -56,6 +57,9 @@ class QueueClient:
         self.timeout = timeout
         if token is None:
             token = os.environ.get("QUEUE_TOKEN") or None
+        if token and not TOKEN_TEXT.match(token):
+            raise ValueError("the token (QUEUE_TOKEN) must be visible ASCII characters "
+                             "without spaces")
         self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:

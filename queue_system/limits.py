@@ -8,13 +8,15 @@ at its edge (before the request reaches the queue) and answers with a 4xx
 that names the limit. ``serve --help`` and the README list them, with the
 flag that changes each one.
 
-Fixed limits (the length of ids and types, the format of dates) are part
-of the API's schema and cannot be changed; the ones below are settings.
+Fixed limits (the length of ids and types, the format of dates and tokens)
+are part of the API's schema and cannot be changed; ``Limits`` holds the
+settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -26,6 +28,8 @@ MAX_ID_LENGTH = 200          # worker ids, idempotency keys, task types
 # nested deeper than this ceiling is refused whatever --max-depth says, so nothing
 # the server stores is ever too deep to read back.
 DEPTH_CEILING = 200
+# A token (QUEUE_TOKEN, QUEUE_WORKER_TOKEN) travels in an HTTP header: visible ASCII, no spaces.
+TOKEN_TEXT = re.compile(r"^[\x21-\x7e]+$")
 
 
 def limit(default, unit: str, help: str):
@@ -75,6 +79,8 @@ class Limits:
             raise ValueError(f"max_depth must be from 1 to {DEPTH_CEILING}")
         if self.max_claim < 1 or self.max_connections < 1 or self.max_body < 1:
             raise ValueError("max_claim, max_connections and max_body must be at least 1")
+        if self.max_header_bytes < 1024:  # a browser's usual headers alone take ~500 bytes
+            raise ValueError("max_header_bytes must be at least 1K")
         if min(self.header_timeout, self.body_timeout, self.idle_timeout) <= 0 \
                 or self.max_lease < 1:
             raise ValueError("timeouts must be more than 0 seconds, and max_lease at least 1")

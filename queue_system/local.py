@@ -159,10 +159,12 @@ class LocalSystem(ProcessGroup):
         """Run ``python -m queue_system ARGS`` as ``name``, its output appended to ``name``.log."""
         return self._spawn(name, [sys.executable, "-m", "queue_system", *args], env)
 
-    def start_server(self, *extra: str, wait: bool = True) -> subprocess.Popen:
-        """The producer API on this system's port and SQLite file (a restart reuses both)."""
+    def start_server(self, *extra: str, wait: bool = True,
+                     env: Optional[dict] = None) -> subprocess.Popen:
+        """The producer API on this system's port and SQLite file (a restart reuses both);
+        ``env`` adds environment variables (``QUEUE_TOKEN``...)."""
         self.server = self.start("server", ["serve", "--port", str(self.port), "--db", self.db,
-                                            "--log-level", "info", *extra])
+                                            "--log-level", "info", *extra], env)
         if wait:
             self.wait_healthy()
         return self.server

@@ -115,10 +115,14 @@ class TaskQueue:
         with store.transaction():
             if self.capacity is None:
                 return [self._insert(task) for task in tasks]
-            # Resends (an idempotency key already used) take no room: count the rest.
+            # Resends (an idempotency key already used) take no room, and a new key
+            # repeated in the batch makes one task: count what will be stored.
             known = [None if task.idempotency_key is None
                      else store.get_by_idempotency_key(task.idempotency_key) for task in tasks]
-            self._check_room(known.count(None))
+            new_keys = {task.idempotency_key for task, found in zip(tasks, known)
+                        if found is None and task.idempotency_key is not None}
+            keyless = sum(task.idempotency_key is None for task in tasks)
+            self._check_room(keyless + len(new_keys))
             return [(found, False) if found is not None else self._insert(task, counted=True)
                     for task, found in zip(tasks, known)]
 
@@ -162,11 +166,13 @@ class TaskQueue:
 
     def _check_room(self, count: int) -> None:
         """The capacity rule: refuse ``count`` new tasks that would not fit."""
-        waiting = self.store.count_waiting()
-        if waiting + count > self.capacity:
-            raise QueueFull(f"the queue is full: {waiting} tasks wait and its capacity is "
-                            f"{self.capacity}" + (f", so {count} more do not fit" if count > 1
-                                                  else "") + "; try again later")
+        capacity = self.capacity
+        waiting = self.store.count_waiting(at_most=capacity + 1)  # costs at most the capacity
+        if waiting + count > capacity:
+            raise QueueFull(f"the queue is full: {'more than ' if waiting > capacity else ''}"
+                            f"{min(waiting, capacity)} tasks wait and its capacity is {capacity}"
+                            + (f", so {count} more do not fit" if count > 1 else "")
+                            + "; try again later")
 
     # -- workers --------------------------------------------------------------------
 
@@ -279,8 +285,15 @@ class TaskQueue:
         return self.store.list(status="failed", limit=limit, offset=offset)
 
     def retry_dead(self, task_id: str) -> Task:
-        """Send a dead-lettered task back to the queue with its retries reset."""
-        return self._transition(task_id, lifecycle.replay)
+        """Send a dead-lettered task back to the queue with its retries reset; it waits
+        again, so a full queue refuses it (QueueFull)."""
+        if self.capacity is None:
+            return self._transition(task_id, lifecycle.replay)
+        with self.store.transaction():
+            task = self.store.get(task_id)
+            if task is not None and task.status == "failed":
+                self._check_room(1)
+            return self._transition(task_id, lifecycle.replay)
 
     # -- looking ----------------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ from queue_system.localhost import free_port, wait_for  # noqa: F401  (the tests
 class LiveSystem(LocalSystem):
     """``LocalSystem`` with the quiet server log level the tests read, and no grace at the end."""
 
-    def start_server(self, *extra, wait=True):
-        return super().start_server("--log-level", "warning", *extra, wait=wait)
+    def start_server(self, *extra, wait=True, env=None):
+        return super().start_server("--log-level", "warning", *extra, wait=wait, env=env)
 
     def close(self, grace: float = 0) -> None:
         super().close(grace)

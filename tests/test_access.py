@@ -166,13 +166,17 @@ def test_a_worker_token_keeps_submitters_from_completing_tasks(make_api):
     assert api.post("/tasks", content=TASK.encode(), headers=bearer("student")).status_code == 202
     claim = b'{"worker_id": "w"}'
     answer = api.post("/tasks/claim", content=claim, headers=bearer("student"))
-    assert answer.status_code == 403 and "not act as a worker" in error_of(answer)
+    assert answer.status_code == 403 and "not act on them" in error_of(answer)
     assert api.get("/dequeue", headers=bearer("student")).status_code == 403
     [task] = api.post("/tasks/claim", content=claim, headers=bearer("worker")).json()["tasks"]
-    for path in (f"/tasks/{task['id']}/complete", f"/complete/{task['id']}",
-                 f"/tasks/{task['id']}/fail", f"/fail/{task['id']}",
-                 f"/tasks/{task['id']}/heartbeat", f"/tasks/{task['id']}/release"):
-        body = json.dumps({"lease_id": task["lease_id"], "result": "spoiled"}).encode()
+    ack = json.dumps({"acks": [{"id": task["id"], "lease_id": task["lease_id"], "ok": True}]})
+    for path, body in [(f"/tasks/{task['id']}/complete", None), (f"/complete/{task['id']}", None),
+                       (f"/tasks/{task['id']}/fail", None), (f"/fail/{task['id']}", None),
+                       (f"/tasks/{task['id']}/heartbeat", None),
+                       (f"/tasks/{task['id']}/release", None), ("/tasks/ack", ack),
+                       ("/tasks/purge", '{"older_than": 0}'),
+                       (f"/dead-letter/{task['id']}/retry", None)]:
+        body = (body or json.dumps({"lease_id": task["lease_id"], "result": "spoiled"})).encode()
         assert api.post(path, content=body, headers=bearer("student")).status_code == 403, path
         assert api.post(path, content=body, headers=HOST).status_code == 401, path
     assert queue.get(task["id"]).status == "processing"
@@ -187,7 +191,37 @@ def test_an_open_server_says_so_and_a_closed_one_does_not(tmp_path):
     from queue_system.server.serve import access_notice
     assert "open" in access_notice(Access.for_bind("127.0.0.1"), "127.0.0.1")
     assert "WARNING" in access_notice(Access.for_bind("0.0.0.0"), "0.0.0.0")
+    assert "WARNING" in access_notice(Access.for_bind("0.0.0.0", worker_token="w"), "0.0.0.0")
     assert "open" not in access_notice(Access.for_bind("0.0.0.0", token="t"), "0.0.0.0")
+
+
+def test_a_server_on_every_interface_answers_a_browser_only_by_address(make_api):
+    """DNS rebinding against Docker's 0.0.0.0: the page's name resolves to the server, and
+    its requests look same-origin. Browsers must come by IP address or localhost."""
+    api, queue = make_api(Access.for_bind("0.0.0.0"))
+    rebound = {"Host": "rebind.evil.example:3000", "Origin": "http://rebind.evil.example:3000",
+               "Content-Type": "application/json", "Sec-Fetch-Site": "same-origin",
+               "Sec-Fetch-Mode": "cors"}
+    answer = api.post("/tasks", content=TASK.encode(), headers=rebound)
+    assert answer.status_code == 403 and "rebind.evil.example" in error_of(answer)
+    assert api.get("/tasks", headers={**rebound, "Sec-Fetch-Site": "none"}).status_code == 403
+    for host in ("192.168.1.10:3000", "localhost:3000", "[::1]:3000"):
+        page = dict(rebound, Host=host, Origin=f"http://{host}")
+        assert api.post("/tasks", content=TASK.encode(), headers=page).status_code == 202, host
+    # Programs (no Origin, no Sec-Fetch-*) may use any name: workers call it "producer".
+    assert api.get("/stats", headers={"Host": "producer:3000"}).status_code == 200
+
+
+def test_a_token_must_be_whole_and_printable(make_api):
+    api, _ = make_api(Access.for_bind("127.0.0.1", token="s3cret"))
+    for value in ("", "s3c", "s3cret2", " s3cret x"):
+        answer = api.get("/stats", headers={**HOST, "Authorization": f"Bearer {value}"})
+        assert answer.status_code == 401, repr(value)
+    for bad in ("héllo", "two words", "line\nbreak"):
+        with pytest.raises(ValueError, match="QUEUE_TOKEN"):
+            Access.for_bind("127.0.0.1", token=bad)
+        with pytest.raises(ValueError, match="token"):
+            QueueClient("http://127.0.0.1:3000", token=bad)
 
 
 # -- the programs pass the token ----------------------------------------------------------------
@@ -195,11 +229,7 @@ def test_an_open_server_says_so_and_a_closed_one_does_not(tmp_path):
 def test_workers_and_the_cli_pass_the_tokens_from_the_environment(tmp_path):
     tokens = {"QUEUE_TOKEN": "student-secret", "QUEUE_WORKER_TOKEN": "worker-secret"}
     with LiveSystem(tmp_path) as live:
-        live.start(
-            "server", ["serve", "--port", str(live.port), "--db", str(tmp_path / "q.db"),
-                       "--log-level", "warning"],
-            env=tokens)
-        wait_for(lambda: _healthy(live.url), timeout=30, what="the server")
+        live.start_server(env=tokens)
         assert "needs QUEUE_TOKEN" in live.log("server") or "QUEUE_WORKER_TOKEN" in live.log("server")
         cli = [sys.executable, "-m", "queue_system"]
         url = ["--url", live.url]
@@ -222,10 +252,3 @@ def test_workers_and_the_cli_pass_the_tokens_from_the_environment(tmp_path):
                 anonymous.stats()
             assert refused_call.value.status == 401
 
-
-def _healthy(url):
-    try:
-        with QueueClient(url, timeout=1, token="") as client:
-            return client.health()
-    except Exception:
-        return None

@@ -327,3 +327,38 @@ def test_with_a_retention_the_server_purges_finished_tasks_by_itself(make_api, c
         time.sleep(0.1)
     assert api.get(f"/tasks/{done}").status_code == 404
     assert api.get(f"/tasks/{kept}").status_code == 200  # still held: never purged
+
+
+def test_a_body_sent_with_a_get_is_ignored_not_parsed(api):
+    for body in (b"NaN", b"[" * 5000):
+        answer = api.request("GET", "/stats", content=body)
+        assert answer.status_code == 200 and answer.json()["total"] == 0
+
+
+def test_a_replay_from_the_dead_letter_counts_against_the_capacity(make_api):
+    api = make_api(capacity=1)
+    dead = api.post("/tasks", json={"type": "x", "max_retries": 1}).json()["id"]
+    [task] = api.post("/tasks/claim", json={"worker_id": "w"}).json()["tasks"]
+    api.post(f"/tasks/{dead}/fail", json={"lease_id": task["lease_id"]})
+    api.post("/tasks", json={"type": "x"})  # the queue is full again
+    answer = api.post(f"/dead-letter/{dead}/retry")
+    assert answer.status_code == 503 and int(answer.headers["Retry-After"]) > 0
+    assert api.get(f"/tasks/{dead}").json()["status"] == "failed"
+
+
+def test_a_purge_gives_the_disk_guard_its_space_back(tmp_path, clock):
+    """SQLite keeps purged pages for its next rows; the guard counts them as free."""
+    store = SQLiteStore(str(tmp_path / "q.db"))
+    queue = TaskQueue(store, clock)
+    for _ in range(3):
+        queue.submit_many([{"type": "x", "payload": "p" * 2000}] * 100)
+    for task in queue.claim("w", limit=300):
+        queue.complete(task.id, task.lease_id)
+    before = store.reusable_bytes()
+    assert queue.purge(older_than=0) == 300
+    freed = store.reusable_bytes() - before
+    assert freed > 300 * 2000
+    guard = DiskGuard(str(tmp_path), min_free=freed, free_bytes=lambda folder: 0,
+                      reusable_bytes=store.reusable_bytes)
+    guard.check()  # no error: the freed pages count
+    store.close()

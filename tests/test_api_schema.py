@@ -66,6 +66,36 @@ def test_every_answer_is_one_the_schema_lists(server, path, method, mode):
     check()
 
 
+@pytest.fixture(scope="module")
+def closed_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("closed")
+    with LiveSystem(folder) as live:
+        live.start_server(env={"QUEUE_TOKEN": "class", "QUEUE_WORKER_TOKEN": "workers"})
+        yield live
+
+
+@pytest.mark.parametrize("path, method", sorted({(p, m) for p, m, _ in ROUTES}))
+def test_a_closed_server_refuses_as_the_schema_says(closed_server, path, method):
+    """Without a token, or with the submitters' on a worker's route: 401 and 403, documented."""
+    operation = SCHEMA[path][method]
+
+    @given(operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
+    @settings(max_examples=5, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case):
+        if isinstance(case.body, dict) and "wait" in case.body:
+            case.body["wait"] = 0
+        for headers in ({}, {"Authorization": "Bearer class"}):
+            SEEN["cases"] += 1
+            response = case.call_and_validate(base_url=closed_server.url, headers=headers)
+            SEEN[f"{response.status_code // 100}xx"] += 1
+            if path in ("/health", "/openapi.json"):
+                assert response.status_code == 200
+            elif not headers:
+                assert response.status_code == 401
+    check()
+
+
 def test_zz_the_run_tried_enough_cases_and_saw_no_5xx():
     """Runs after the cases above (pytest keeps a module's order): their tally."""
     print(f"\nschemathesis: {SEEN['cases']} cases, answers {dict(sorted(SEEN.items()))}")

@@ -42,6 +42,26 @@ def test_a_batch_fits_whole_or_not_at_all(make_queue):
     assert [created for _, created in done] == [True, True, False]
 
 
+def test_a_new_key_repeated_in_a_batch_takes_one_place(make_queue):
+    queue = make_queue(capacity=1)
+    done = queue.submit_many([{"type": "x", "idempotency_key": "dup"}] * 2)
+    assert [created for _, created in done] == [True, False]
+    assert done[0][0].id == done[1][0].id
+
+
+def test_a_replay_waits_again_so_a_full_queue_refuses_it(make_queue):
+    queue = make_queue(capacity=1)
+    task, _ = queue.submit("x", {}, max_retries=1)
+    [held] = queue.claim("w")
+    queue.fail(held.id, held.lease_id)
+    queue.submit("x", {})
+    with pytest.raises(QueueFull):
+        queue.retry_dead(task.id)
+    assert queue.get(task.id).status == "failed"
+    queue.claim("w")
+    assert queue.retry_dead(task.id).status == "pending"
+
+
 def test_a_capacity_must_be_a_whole_number(make_queue):
     for bad in (-1, 2.5, True, "10"):
         with pytest.raises(ValueError, match="capacity"):

@@ -310,6 +310,25 @@ def test_slow_connections_cannot_crowd_out_an_honest_client():
                 sock.close()
 
 
+def test_idle_kept_alive_connections_cannot_crowd_out_an_honest_client():
+    """One cheap request per --idle-timeout keeps a connection alive: 50 of them filled
+    a cap of 50, and the newcomer got 503. Idle ones now make way."""
+    with running_server(max_connections=50, idle_timeout=60) as server:
+        idle = []
+        try:
+            for _ in range(50):
+                idle.append(server.connect(timeout=5))
+                idle[-1].sendall(HEALTH)
+                assert Reader(idle[-1]).response()[0] == 200
+            with server.connect(timeout=5) as sock:
+                sock.sendall(HEALTH)
+                assert Reader(sock).response()[0] == 200
+            assert sum(Reader(sock).closed() for sock in idle[:1]) == 1
+        finally:
+            for sock in idle:
+                sock.close()
+
+
 def test_when_every_connection_is_busy_a_newcomer_gets_503():
     claim = json.dumps({"worker_id": "w", "wait": 1}).encode()
     with running_server(max_connections=2) as server:

@@ -6,6 +6,9 @@ Three checks, made on the request's headers before its body is read:
    only to ``localhost``, ``127.0.0.1`` and ``[::1]`` (and the names given
    with ``--allowed-host``): a web page that made its own domain point at
    127.0.0.1 still sends its own name, and is refused. JupyterLab does the same.
+   A server bound to every interface (Docker) answers any name, except to a
+   browser: a browser must reach it by an IP address, ``localhost``, or a
+   name given with ``--allowed-host``.
 2. **Origin** (against cross-site requests). A web page may send requests to
    any address, the teacher's local server included, and for a "simple"
    request (a ``text/plain`` POST, an image) the browser does not ask first.
@@ -17,30 +20,45 @@ Three checks, made on the request's headers before its body is read:
 3. **Tokens** (``QUEUE_TOKEN``, ``QUEUE_WORKER_TOKEN``). Unset, the server is
    open, as in the lesson. With ``QUEUE_TOKEN``, every route but ``/health``
    (and the API's documentation) needs ``Authorization: Bearer <token>``,
-   else 401. With ``QUEUE_WORKER_TOKEN`` too, the routes that act as a
-   worker (claim, heartbeat, complete, fail...) need the worker's token, so
-   a student who may submit tasks cannot complete someone else's (403).
+   else 401. With ``QUEUE_WORKER_TOKEN`` too, the routes that act on work
+   already submitted (claim, heartbeat, complete, fail..., and the
+   operator's replay from the dead letter and purge) need the worker's
+   token, so a student who may submit tasks cannot complete, replay or
+   delete someone else's (403).
+
+Browsers without ``Sec-Fetch-*`` headers (Safari before 16.4, Firefox before
+90) send no ``Origin`` with an image's GET either: on an open server such a
+page could still make ``GET /dequeue`` take a task (its lease then runs out
+and the task is retried). A token closes that too.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
+import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import FrozenSet, Optional
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+from ..limits import TOKEN_TEXT
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
-# The routes a worker uses: to take, extend, finish or give back a task.
+# The routes that act on work already submitted: a worker's (take, extend, finish or give
+# back a task) and an operator's (replay from the dead letter, purge).
 WORKER_ROUTE = re.compile(r"^/(tasks/claim|tasks/ack|dequeue|complete/[^/]+|fail/[^/]+"
-                          r"|tasks/[^/]+/(heartbeat|complete|fail|release))$")
+                          r"|tasks/[^/]+/(heartbeat|complete|fail|release)"
+                          r"|tasks/purge|dead-letter/[^/]+/retry)$")
 HOST_PORT = re.compile(r"^(\[[^\]]*\]|[^:]*)(:[0-9]*)?$")
 
 
 @dataclass(frozen=True)
 class Access:
-    """The server's access settings (``serve --token``, ``--worker-token``, ``--allowed-host``)."""
+    """The server's access settings: its tokens (``QUEUE_TOKEN``, ``QUEUE_WORKER_TOKEN``)
+    and the host names it answers to (``serve --allowed-host``)."""
 
     token: Optional[str] = None
     worker_token: Optional[str] = None
@@ -52,6 +70,10 @@ class Access:
                  worker_token: Optional[str] = None, extra_hosts=()) -> "Access":
         """Bound to the loopback: only local names (and ``extra_hosts``); elsewhere, any
         name unless some are given."""
+        for name, value in (("QUEUE_TOKEN", token), ("QUEUE_WORKER_TOKEN", worker_token)):
+            if value and not TOKEN_TEXT.match(value):
+                raise ValueError(f"{name} must be visible ASCII characters without spaces "
+                                 "(it travels in an HTTP header)")
         names = {name.lower() for name in extra_hosts}
         if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127."):
             names |= LOOPBACK_HOSTS | {host}
@@ -64,13 +86,19 @@ class Access:
     def refusal(self, method: str, path: str, headers: dict) -> Optional[tuple]:
         """``(status, message)`` if this request is refused, else None."""
         host = headers.get(b"host")
-        if host is not None and self.allowed_hosts is not None:
+        origin = headers.get(b"origin")
+        browser = origin is not None or b"sec-fetch-site" in headers
+        if host is not None and (self.allowed_hosts is not None or browser):
             match = HOST_PORT.match(host.decode("latin-1").lower())
-            if match is None or match.group(1) not in self.allowed_hosts:
+            name = match.group(1) if match else None
+            if self.allowed_hosts is not None:
+                known = name in self.allowed_hosts
+            else:  # any name, but a browser only by address: no rebinding of a DNS name
+                known = name is not None and (name == "localhost" or _is_address(name))
+            if not known:
                 return 403, (f"this server does not answer to the host {host.decode('latin-1')!r}"
                              " (--allowed-host adds a name)")
-        origin = headers.get(b"origin")
-        if origin is not None or b"sec-fetch-site" in headers:
+        if browser:
             problem = self._browser_problem(method, path, headers, origin, host)
             if problem:
                 return 403, problem
@@ -110,7 +138,8 @@ class Access:
             if is_worker:
                 return None
             if is_user:
-                return 403, "this token may submit and read tasks, not act as a worker"
+                return 403, ("this token may submit and read tasks, not act on them: "
+                             "that needs the worker token")
             return 401, "this route needs the worker token: Authorization: Bearer <token>"
         if is_worker or is_user or self.token is None:
             return None
@@ -119,17 +148,44 @@ class Access:
         return 401, "wrong token"
 
 
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name[1:-1] if name.startswith("[") else name)
+        return True
+    except ValueError:
+        return False
+
+
 def _same(given: Optional[str], expected: str) -> bool:
     # Compared in constant time: how long a wrong token takes to refuse tells nothing.
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
+log = logging.getLogger("queue_system.server")
+
+
 class AccessGuard:
-    """ASGI middleware: refuses what ``Access`` refuses, before the body is read."""
+    """ASGI middleware: refuses what ``Access`` refuses, before the body is read.
+
+    Each refusal is logged, so a teacher sees a page or a student knocking; at most
+    one line a second, so that a flood of refusals cannot fill the disk with its log."""
 
     def __init__(self, app, access: Access):
         self.app = app
         self.access = access
+        self._logged_at = -1.0
+        self._unlogged = 0
+
+    def _log(self, method: str, path: str, headers: dict, status: int, message: str) -> None:
+        now = time.monotonic()
+        if now - self._logged_at < 1.0:
+            self._unlogged += 1
+            return
+        since = f" ({self._unlogged} more refused since the last line)" if self._unlogged else ""
+        self._logged_at, self._unlogged = now, 0
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        log.warning("[Access] %d %s %s%s: %s%s", status, method, path,
+                    f" from {origin}" if origin else "", message, since)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -139,9 +195,12 @@ class AccessGuard:
         if refused is None:
             return await self.app(scope, receive, send)
         status, message = refused
+        self._log(scope["method"], scope["path"], headers, status, message)
         body = json.dumps({"error": message}).encode()
         extra = [(b"www-authenticate", b'Bearer realm="queue_system"')] if status == 401 else []
+        # Closed after the refusal: a refused client keeps no connection (and no slot).
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())] + extra})
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")] + extra})
         await send({"type": "http.response.body", "body": body})

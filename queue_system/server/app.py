@@ -77,6 +77,7 @@ def parse_execute_at(value) -> Optional[float]:
     if len(value) > 64 or not re.match(schemas.RFC_3339, value):
         problem = "not in the form 2026-11-28T09:00:00Z (date, time to the second, zone)"
     else:
+        # Its four-digit year bounds it; a time already past means "now", as in seconds.
         try:
             return datetime.fromisoformat(value.upper()).timestamp()
         except ValueError as exc:
@@ -127,7 +128,7 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
     if max_body is not None:
         limits = limits.replace(max_body=max_body)
     max_depth = limits.max_depth
-    disk = DiskGuard(disk_folder, limits.min_free_disk)
+    disk = DiskGuard(disk_folder, limits.min_free_disk, reusable_bytes=queue.store.reusable_bytes)
     ClaimIn, HeartbeatIn = schemas.worker_bodies(limits)
     state = {}
 

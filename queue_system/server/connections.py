@@ -107,17 +107,30 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().handle_websocket_upgrade()
 
     def _drop_slowest(self) -> bool:
-        """Close the connection that has waited longest for its headers, if any."""
-        slowest = None
+        """Close the connection that costs most for least, if any: first the one that has
+        waited longest for its headers, then one kept alive with nothing in progress (a
+        client can hold one with a request every --idle-timeout), then the slowest body.
+        A request the app is working on (a worker's long poll) is never dropped."""
+        victim, worst = None, None
         for other in self.connections:
-            if (getattr(other, "_phase", CLOSED) in (WAITING, HEAD) and other is not self
-                    and not other.transport.is_closing()
-                    and (slowest is None or other._deadline < slowest._deadline)):
-                slowest = other
-        if slowest is None:
+            phase = getattr(other, "_phase", CLOSED)
+            if other is self or phase == CLOSED or other.transport.is_closing():
+                continue
+            if phase in (WAITING, HEAD):
+                rank = (0, other._deadline)
+            elif phase == IDLE and not other.pipeline and (
+                    other.cycle is None or other.cycle.response_complete):
+                rank = (1, other._deadline)  # its last request's: the earliest idled longest
+            elif phase == BODY:
+                rank = (2, other._deadline)
+            else:
+                continue
+            if worst is None or rank < worst:
+                victim, worst = other, rank
+        if victim is None:
             return False
-        slowest._stop()
-        slowest.transport.close()
+        victim._stop()
+        victim.transport.close()
         return True
 
     # -- reading: count the head's bytes until it is complete ----------------------------

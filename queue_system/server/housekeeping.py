@@ -11,7 +11,9 @@ running, that is a disk that fills. Two settings bound it:
 * ``--min-free-disk``: while the store's disk has less free space than
   this, new work is refused with 507 and a ``Retry-After``, before SQLite
   would fail half-way through a write. Work already accepted still runs
-  and is still reported: finishing tasks is how space comes back.
+  and is still reported. Space comes back with a purge: SQLite keeps the
+  pages it freed for its next rows rather than shrinking the file, so the
+  guard counts them as free.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ class DiskGuard:
 
     def __init__(self, folder: Optional[str], min_free: int, every: float = 1.0,
                  free_bytes: Callable[[str], int] = lambda folder: shutil.disk_usage(folder).free,
+                 reusable_bytes: Callable[[], int] = lambda: 0,
                  clock: Callable[[], float] = time.monotonic):
         self.folder = folder
         self.min_free = min_free
         self.every = every
         self.free_bytes = free_bytes
+        self.reusable_bytes = reusable_bytes  # the store's own free pages (after a purge)
         self.clock = clock
         self._checked_at = None
         self._free = None
@@ -45,7 +49,7 @@ class DiskGuard:
             return  # a store in memory, or no guard asked for
         now = self.clock()
         if self._checked_at is None or now - self._checked_at >= self.every:
-            self._free = self.free_bytes(self.folder)
+            self._free = self.free_bytes(self.folder) + self.reusable_bytes()
             self._checked_at = now
         if self._free < self.min_free:
             raise StoreFull(f"the store's disk has {self._free // 2**20} MiB free, less than the "

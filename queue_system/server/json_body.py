@@ -44,6 +44,8 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        # Only these methods' bodies are read; any other's is capped in size, then ignored.
+        reads_body = scope["method"] in ("POST", "PUT", "PATCH")
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -64,6 +66,8 @@ class BodyLimit:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if not reads_body:
+            body = b""
         problem = body_problem(body, self.max_body_depth) if body else None
         if problem is not None:
             return await self._refuse(send, 400, problem)

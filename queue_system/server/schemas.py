@@ -46,9 +46,12 @@ def _whole(value):
 WholeNumber = Annotated[int, BeforeValidator(_whole)]
 
 
-def payload_field(what: str, default: Any, limits: Limits = DEFAULT_LIMITS):
-    return Field(default, description=f"{what}: any JSON value, nested at most "
-                                      f"{limits.max_depth} levels (--max-depth)")
+DEPTH_RULE = (f"nested at most --max-depth levels ({DEFAULT_LIMITS.max_depth} unless the "
+              "server says otherwise)")
+
+
+def payload_field(what: str, default: Any):
+    return Field(default, description=f"{what}: any JSON value, {DEPTH_RULE}")
 
 
 class Body(BaseModel):
@@ -59,8 +62,8 @@ class SeedTaskIn(Body):
     """The lesson's ``POST /task``: a type and any JSON payload."""
 
     type: TaskType
-    payload: Any = Field(default_factory=dict, description="Any JSON value; {} by default, "
-                         f"nested at most {DEFAULT_LIMITS.max_depth} levels (--max-depth)")
+    payload: Any = Field(default_factory=dict,
+                         description=f"Any JSON value; {{}} by default, {DEPTH_RULE}")
 
 
 class TaskIn(SeedTaskIn):
@@ -250,12 +253,12 @@ def _errors(**described: str) -> Dict[int, dict]:
 EVERY_ROUTE = _errors(
     _401="A token is required (QUEUE_TOKEN) and this request has none, or a wrong one",
     _403="Refused: a foreign Origin or Host (a web page), or a token that may not do this",
+    _408="The request did not arrive within --header-timeout or --body-timeout",
+    _413="The body is larger than --max-body (a body sent with a GET counts too)",
     _431="The request's headers are larger than --max-header-bytes",
     _503="The store could not do this; nothing was saved")
 WITH_BODY = _errors(
-    _400="The body or a parameter is invalid; the message says which and why",
-    _408="The body did not arrive within --body-timeout",
-    _413="The body is larger than --max-body")
+    _400="The body or a parameter is invalid; the message says which and why")
 WITH_QUERY = _errors(_400="A parameter is invalid; the message says which and why")
 SUBMITTING = _errors(
     _503="The store failed, or the queue is full (--capacity): see Retry-After",
@@ -263,5 +266,6 @@ SUBMITTING = _errors(
 LEASED = _errors(_404="No task has this id",
                  _409="The lease is stale or expired, or the task is not in progress")
 ONE_TASK = _errors(_404="No task has this id")
-DEAD = _errors(_404="No task has this id", _409="The task is not in the dead letter")
+DEAD = _errors(_404="No task has this id", _409="The task is not in the dead letter",
+               _503="The store failed, or the queue is full (--capacity): see Retry-After")
 NO_TASK = {204: {"description": "No task was ready within the wait"}}

@@ -90,14 +90,13 @@ def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
 def access_notice(access: Access, host: str) -> str:
     """One line at start: who may use this server."""
     if access.token and access.worker_token:
-        return "Access: QUEUE_TOKEN to submit and read, QUEUE_WORKER_TOKEN to work on tasks"
+        return ("Access: QUEUE_TOKEN to submit and read tasks, QUEUE_WORKER_TOKEN to work on "
+                "them, replay and purge")
     if access.token:
         return "Access: every route but /health needs QUEUE_TOKEN"
-    if access.worker_token:
-        return ("Access: open for submitting and reading; only QUEUE_WORKER_TOKEN's "
-                "holders may work on tasks")
-    if access.allowed_hosts is not None and host.startswith(("127.", "localhost", "::1")):
-        return ("Access: open (no QUEUE_TOKEN) to this machine only: anyone on it can submit, "
-                "read and complete tasks")
-    return (f"WARNING: open (no QUEUE_TOKEN) on {host}: anyone who can reach this address can "
-            "submit, read and complete tasks. Set QUEUE_TOKEN to close it.")
+    local = host == "localhost" or host == "::1" or host.startswith("127.")
+    where = "to this machine only" if local else f"on {host}, to anyone who can reach it"
+    what = ("submit and read tasks (working on them needs QUEUE_WORKER_TOKEN)"
+            if access.worker_token else "submit, read and complete tasks")
+    line = f"Access: open (no QUEUE_TOKEN) {where}: anyone may {what}"
+    return line if local else f"WARNING: {line}. Set QUEUE_TOKEN to close it."

@@ -81,13 +81,18 @@ class Store(ABC):
     def count_by_status(self) -> Dict[str, int]:
         """How many tasks are in each status (every status present, zero included)."""
 
-    def count_waiting(self) -> int:
+    def count_waiting(self, at_most: Optional[int] = None) -> int:
         """Tasks waiting to run (pending or scheduled): what a queue's capacity bounds.
 
-        A store may answer faster than ``count_by_status``: the queue asks it
-        before every submit when it has a capacity."""
+        The queue asks before every submit when it has a capacity, with ``at_most``
+        just above it: a store may stop counting there, so the question costs at
+        most the capacity, however long the queue."""
         counts = self.count_by_status()
         return counts["pending"] + counts["scheduled"]
+
+    def reusable_bytes(self) -> int:
+        """Bytes the store has freed (purged tasks) and will fill before it grows again."""
+        return 0
 
     @abstractmethod
     def delete_finished(self, before: float, limit: int = 1000) -> int:

@@ -262,7 +262,7 @@ class MemoryStore(Store):
         with self._lock:
             return dict(self._counts)
 
-    def count_waiting(self) -> int:
+    def count_waiting(self, at_most=None) -> int:
         counts = self._counts
         return counts["pending"] + counts["scheduled"]
 

@@ -98,8 +98,8 @@ NEXT_WAKEUP = ("SELECT min(t) FROM ("
                " UNION ALL"
                " SELECT min(lease_expires_at) FROM tasks INDEXED BY tasks_leases"
                " WHERE status = 'processing')")
-COUNT_WAITING = ("SELECT count(*) FROM tasks INDEXED BY tasks_by_status "
-                 "WHERE status IN ('pending', 'scheduled')")
+COUNT_WAITING = ("SELECT count(*) FROM (SELECT 1 FROM tasks INDEXED BY tasks_by_status "
+                 "WHERE status IN ('pending', 'scheduled') LIMIT ?)")
 # Finished tasks in submission order, the oldest first: a purge stops at its limit.
 DELETE_FINISHED = ("DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks INDEXED BY tasks_by_status"
                    " WHERE status = ? AND finished_at <= ? LIMIT ?)")
@@ -246,9 +246,17 @@ class SQLiteStore(Store):
         counts.update(rows)
         return counts
 
-    def count_waiting(self) -> int:
+    def count_waiting(self, at_most: Optional[int] = None) -> int:
         with self._lock:
-            return self._db.execute(COUNT_WAITING).fetchone()[0]
+            return self._db.execute(COUNT_WAITING, (-1 if at_most is None else at_most,)).fetchone()[0]
+
+    def reusable_bytes(self) -> int:
+        # DELETE gives no space back to the file system: freed pages wait on SQLite's
+        # free list, and new rows fill them before the file grows.
+        with self._lock:
+            free, = self._db.execute("PRAGMA freelist_count").fetchone()
+            size, = self._db.execute("PRAGMA page_size").fetchone()
+        return free * size
 
     def delete_finished(self, before: float, limit: int = 1000) -> int:
         deleted = 0
