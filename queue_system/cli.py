@@ -63,6 +63,15 @@ def backoff_policy(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def prefetch_size(text):
+    if text.strip().lower() == "auto":
+        return "auto"
+    return positive(int, 1000)(text)
+
+
+prefetch_size.__name__ = "prefetch"
+
+
 def json_value(text):
     try:
         return json.loads(text)
@@ -127,13 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="chance that an attempt fails (FAILURE_RATE; default 0.2)")
     worker.add_argument("--lease", type=LEASE, default=env("LEASE_SECONDS", None),
                         help="lease to ask for, in seconds (LEASE_SECONDS; default: the server's)")
-    worker.add_argument("--prefetch", type=positive(int, 1000), default=env("WORKER_PREFETCH", "1"),
-                        help="tasks claimed per request by each thread (WORKER_PREFETCH; "
-                             "default 1, right for the lesson's 1-3 s tasks: a worker does not "
-                             "hoard work others could start; for tasks of milliseconds, 50-100 "
-                             "makes one claim and one report serve many tasks, see "
-                             "bench/bench_end_to_end.py; at most the server's --max-claim, "
-                             "100 by default)")
+    worker.add_argument("--prefetch", type=prefetch_size, default=env("WORKER_PREFETCH", "auto"),
+                        help="tasks claimed per request by each thread: auto, or a number "
+                             "(WORKER_PREFETCH; default auto: hold at most 100 ms of tasks not "
+                             "yet started, by the mean duration so far, so tasks of 1 ms are "
+                             "claimed 100 at a time and the lesson's 1-3 s tasks one at a time; "
+                             "a number is at most the server's --max-claim, 100 by default)")
     worker.add_argument("--poll-wait", type=positive(float, 60), default=env("WORKER_POLL_WAIT", "2"),
                         help="seconds an idle claim waits on the server (long poll); a new "
                              "task wakes it at once (default 2)")

@@ -16,7 +16,7 @@ environment (``worker_token()`` prefers ``QUEUE_WORKER_TOKEN``).
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import quote
 
 import httpx
@@ -119,6 +119,22 @@ class QueueClient:
             body["lease_seconds"] = lease_seconds
         answer = self._call("POST", "/tasks/claim", body, timeout=self.timeout + wait)
         return [] if answer is None else [Task.from_dict(t) for t in answer["tasks"]]
+
+    def report_and_claim(self, worker_id: str, acks: List[dict],
+                         types: Optional[List[str]] = None, wait: float = 0,
+                         lease_seconds: Optional[float] = None,
+                         max_tasks: int = 1) -> Tuple[List[Task], List[dict]]:
+        """One request: report finished attempts (as ``ack``), then claim as ``claim``.
+
+        Returns the tasks now held and one result per report. The reports are
+        committed before the answer, whatever the claim finds."""
+        body = {"worker_id": worker_id, "wait": wait, "max_tasks": max_tasks, "acks": acks}
+        if types:
+            body["types"] = list(types)
+        if lease_seconds is not None:
+            body["lease_seconds"] = lease_seconds
+        answer = self._call("POST", "/tasks/claim", body, timeout=self.timeout + wait)
+        return [Task.from_dict(t) for t in answer["tasks"]], answer["acks"]
 
     def heartbeat(self, task_id: str, lease_id: str, lease_seconds: Optional[float] = None) -> Task:
         body = {"lease_id": lease_id}

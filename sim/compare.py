@@ -15,7 +15,9 @@ value beside a right simulation would teach the wrong thing.
   throughput lam (1 - p**K); the departure rate lam (every admitted task
   leaves, completed or dead-lettered).
 * Waits need a plain queue: constant-rate Poisson arrivals, no
-  ``execute_at`` delays, no failures, no crashes, no capacity. Then:
+  ``execute_at`` delays, no failures, no crashes, no capacity, and tasks of
+  half a second or more on average (shorter ones, workers claim several at
+  a time: see ``queue_system/worker/prefetch.py``). Then:
 
   - one worker, any service times (M/G/1): P(wait > 0) = rho,
     Pollaczek-Khinchine for the mean wait, Cobham's M/G/1 formula per
@@ -37,18 +39,26 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from queue_system.task import PRIORITIES
+from queue_system.worker.prefetch import DEFAULT_BUDGET
 
 from . import theory
 from .scenario import Scenario
 
 
+# The textbook's server takes one task at a time. The workers' prefetch rule claims one
+# at a time only when tasks take longer than its budget: with a mean of 5 budgets or more,
+# several at once is so rare that the textbook still describes them.
+ONE_AT_A_TIME = 5 * DEFAULT_BUDGET
+
+
 def is_plain(scenario: Scenario) -> bool:
     """Constant-rate Poisson arrivals straight into the queue, and nothing but queueing:
-    no execute_at delay, no failure, no crash, no capacity. Service times may be anything."""
+    no execute_at delay, no failure, no crash, no capacity, and tasks long enough that the
+    workers claim them one at a time. Service times may be anything else."""
     return (scenario.constant_rate()
             and all(k.delay.kind == "fixed" and k.delay.a == 0 for k in scenario.kinds())
             and scenario.failure_p == 0 and scenario.crash_rate == 0
-            and scenario.capacity is None)
+            and scenario.capacity is None and scenario.mean_service() >= ONE_AT_A_TIME)
 
 
 def one_exponential_service(scenario: Scenario) -> bool:

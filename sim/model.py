@@ -34,6 +34,7 @@ import simpy
 from queue_system.errors import QueueFull
 from queue_system.queue import TaskQueue, sequential_ids
 from queue_system.stores.memory import MemoryStore
+from queue_system.worker.prefetch import Prefetch
 
 from . import records as R
 from .scenario import MAX_SAMPLES, Scenario
@@ -87,6 +88,7 @@ class Model:
         # Per worker: (task, start) while serving, else None. Busy workers are counted from
         # it when sampling, rather than kept in a counter updated twice per task.
         self.current: List[Optional[tuple]] = [None] * sc.workers
+        self.unstarted: List[list] = [[] for _ in range(sc.workers)]  # claimed, not started
         # Tasks held by a crashed worker: row -> (task id, the dead lease). Only the queue's
         # sweep (run inside claim) can free them, out of the workers' sight.
         self.orphans: Dict[int, tuple] = {}
@@ -250,10 +252,16 @@ class Model:
         # A worker heartbeats only when a task runs longer than half its lease, as a
         # real worker would; for ordinary tasks this costs nothing.
         beat = sc.lease_seconds / 2
+        # As a live worker: claim as many tasks as the prefetch rule says (one, for tasks
+        # longer than its budget), run them in turn, and report each outcome at once (live,
+        # it rides on the next claim: the same instant here, where requests take no time).
+        prefetch = Prefetch()
+        observe, size = prefetch.observe, prefetch.size
+        unstarted = self.unstarted[w]
         parked = None
         while True:
             try:
-                tasks = claim(name)
+                tasks = claim(name, None, None, size())
                 if orphans:
                     self._settle_orphans()
                 if not tasks:
@@ -265,62 +273,84 @@ class Model:
                     yield parked
                     parked = None
                     continue
-                task = tasks[0]
-                row = task.payload
-                start = env.now
-                current[w] = (task, start)
-                duration = service[kind_of[row]]()
-                if duration <= beat:
-                    yield timeout(duration)
-                else:
-                    left = duration
-                    while left > beat:
-                        yield timeout(beat)
-                        left -= beat
-                        heartbeat(task.id, task.lease_id)
-                    yield timeout(left)
-                current[w] = None
-                now = env.now
-                if p and fail_draw() < p:
-                    after = fail(task.id, task.lease_id, "the handler raised an error")
-                    outcome = R.FAILED
-                    if after.status == "failed":
-                        status[row] = R.DEAD
+                unstarted[:] = tasks
+            except simpy.Interrupt:
+                yield from self._crashed(w, parked)
+                parked = None
+                continue
+            while unstarted:
+                try:
+                    task = unstarted.pop(0)
+                    start = env.now
+                    if task.lease_expires_at - start < beat:
+                        # Held unstarted behind longer tasks than the rule foresaw: renew
+                        # the leases, as the live worker's heartbeat thread does.
+                        task = heartbeat(task.id, task.lease_id)
+                        unstarted[:] = [heartbeat(t.id, t.lease_id) for t in unstarted]
+                    row = task.payload
+                    current[w] = (task, start)
+                    duration = service[kind_of[row]]()
+                    observe(duration)
+                    if duration <= beat:
+                        yield timeout(duration)
+                    else:
+                        left = duration
+                        while left > beat:
+                            yield timeout(beat)
+                            left -= beat
+                            task = heartbeat(task.id, task.lease_id)
+                            current[w] = (task, start)
+                            unstarted[:] = [heartbeat(t.id, t.lease_id) for t in unstarted]
+                        yield timeout(left)
+                    current[w] = None
+                    now = env.now
+                    if p and fail_draw() < p:
+                        after = fail(task.id, task.lease_id, "the handler raised an error")
+                        outcome = R.FAILED
+                        if after.status == "failed":
+                            status[row] = R.DEAD
+                            finished[row] = now
+                            self.finished += 1
+                            self._check_drained()
+                        elif after.status == "scheduled":
+                            self._arm(after.execute_at)
+                        elif idle:
+                            self._wake_one()
+                    else:
+                        complete(task.id, task.lease_id)
+                        outcome = R.OK
+                        status[row] = R.COMPLETED
                         finished[row] = now
                         self.finished += 1
-                        self._check_drained()
-                    elif after.status == "scheduled":
-                        self._arm(after.execute_at)
-                    elif idle:
-                        self._wake_one()
-                else:
-                    complete(task.id, task.lease_id)
-                    outcome = R.OK
-                    status[row] = R.COMPLETED
-                    finished[row] = now
-                    self.finished += 1
-                    if not self.arrivals_open:
-                        self._check_drained()
-                att_task(row)
-                att_worker(w)
-                att_start(start)
-                att_end(now)
-                att_outcome(outcome)
-            except simpy.Interrupt:
-                # The worker crashed. Its task, if any, is left "processing": only the
-                # lease running out will bring it back (the queue's sweep does that).
-                if parked is not None:
-                    if parked in idle:
-                        idle.remove(parked)
-                    parked = None
-                held = current[w]
-                if held is not None:
-                    task, start = held
-                    current[w] = None
-                    rec.attempt(task.payload, w, start, env.now, R.CRASHED)
-                    self.orphans[task.payload] = (task.id, task.lease_id)
-                    self._arm(task.lease_expires_at)
-                yield timeout(sc.restart_delay)
+                        if not self.arrivals_open:
+                            self._check_drained()
+                    att_task(row)
+                    att_worker(w)
+                    att_start(start)
+                    att_end(now)
+                    att_outcome(outcome)
+                except simpy.Interrupt:
+                    yield from self._crashed(w, None)
+
+    def _crashed(self, w: int, parked):
+        """Worker ``w`` crashed. The tasks it held, running or not yet started, are left
+        "processing": only their leases running out bring them back (the queue's sweep
+        does that). It restarts ``restart_delay`` later."""
+        env, rec = self.env, self.rec
+        if parked is not None and parked in self.idle:
+            self.idle.remove(parked)
+        held = self.current[w]
+        if held is not None:
+            task, start = held
+            self.current[w] = None
+            rec.attempt(task.payload, w, start, env.now, R.CRASHED)
+            self.orphans[task.payload] = (task.id, task.lease_id)
+            self._arm(task.lease_expires_at)
+        for task in self.unstarted[w]:  # claimed, never started: no attempt to record
+            self.orphans[task.payload] = (task.id, task.lease_id)
+            self._arm(task.lease_expires_at)
+        self.unstarted[w].clear()
+        yield env.timeout(self.scenario.restart_delay)
 
     def _settle_orphans(self) -> None:
         """See what the queue's sweep did with crashed workers' tasks.

@@ -244,3 +244,62 @@ def test_a_claim_answered_as_the_worker_stops_is_not_left_processing(live):
     assert live.kill(worker, signal.SIGTERM) == 0
     after = live.client.get(task.id)
     assert after.status in ("completed", "pending") and after.retries == 0, after
+
+
+SLOW_HANDLERS = '''\
+import time
+
+def run(task):
+    time.sleep(task.payload["seconds"])  # the lesson's 1-3 s tasks, scaled down
+    return {"slept": task.payload["seconds"]}
+
+HANDLERS = {None: run}
+'''
+
+
+def held_at_once(tasks) -> dict:
+    """Per worker, the most tasks it held at the same time (claimed, not yet reported),
+    by the server's own timestamps. A worker's claim carries the report of its last task,
+    committed first: one at a time means each claim comes at or after the last finish."""
+    most = {}
+    for worker in {t.worker_id for t in tasks}:
+        mine = sorted((t for t in tasks if t.worker_id == worker), key=lambda t: t.claimed_at)
+        events = sorted([(t.claimed_at, 1) for t in mine] + [(t.finished_at, -1) for t in mine])
+        held = peak = 0
+        for _, change in events:  # a finish and a claim at the same instant: finish first
+            held += change
+            peak = max(peak, held)
+        most[worker] = peak
+    return most
+
+
+@pytest.mark.parametrize("prefetch, one_at_a_time", [("auto", True), ("5", False)],
+                         ids=["auto: one at a time", "fixed 5: the control"])
+def test_long_tasks_are_not_held_by_one_worker_while_another_is_idle(live, tmp_path, prefetch,
+                                                                    one_at_a_time):
+    """The lesson's burst of 30 tasks of 1-3 s on three workers, scaled to 0.15-0.35 s. With
+    the automatic prefetch each worker holds only the task it runs (no task waits in one
+    worker while another is idle); a fixed prefetch of 5 makes workers hoard, which the
+    same measure shows."""
+    live.start_server()
+    (tmp_path / "slow_handlers.py").write_text(SLOW_HANDLERS)
+    env = {"PYTHONPATH": str(tmp_path)}
+    with QueueClient(live.url) as client:
+        before = {t.id for t in client.all_tasks()}
+        for n in range(3):
+            live.start_worker(f"fair-{n}-{prefetch}", "--handlers", "slow_handlers:HANDLERS",
+                              "--prefetch", prefetch, env=env)
+        for n in range(3):  # warm-up: each worker learns how long tasks take
+            client.submit("report", {"seconds": 0.2})
+        wait_for(lambda: client.stats()["completed"] >= len(before) + 3, 30, "the warm-up")
+        burst = client.submit_many([{"type": "report", "payload": {"seconds": 0.15 + 0.1 * (n % 3)}}
+                                    for n in range(30)])
+        ids = {t.id for t in burst}
+        wait_for(lambda: all(client.get(i).status == "completed" for i in ids), 60, "the burst")
+        tasks = [client.get(i) for i in ids]
+    most = held_at_once(tasks)
+    assert len(most) == 3  # all three workers took part
+    if one_at_a_time:
+        assert set(most.values()) == {1}, most
+    else:
+        assert max(most.values()) > 1, most

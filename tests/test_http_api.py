@@ -366,3 +366,32 @@ def test_paging_out_of_range_is_a_400(api, query):
     for path in ("/tasks", "/dead-letter"):
         answer = api.get(f"{path}?{query}")
         assert answer.status_code == 400 and error_of(answer)
+
+
+# -- one round trip per task: the report rides on the next claim ----------------------------
+
+def test_a_claim_carries_the_last_outcomes_and_commits_them_first(api):
+    first = api.post("/tasks", json={"type": "x"}).json()["id"]
+    second = api.post("/tasks", json={"type": "x"}).json()["id"]
+    [held] = claim(api)
+    answer = api.post("/tasks/claim", json={"worker_id": "w1", "acks": [
+        {"id": held["id"], "lease_id": held["lease_id"], "ok": True, "result": {"sent": 1}}]})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["acks"] == [{"id": first, "status": "completed"}]
+    assert [t["id"] for t in body["tasks"]] == [second]
+    assert api.get(f"/tasks/{first}").json()["result"] == {"sent": 1}
+
+
+def test_a_stale_outcome_on_a_claim_changes_nothing_and_the_claim_still_works(api, clock):
+    task = api.post("/tasks", json={"type": "x"}).json()["id"]
+    [held] = claim(api)
+    clock.advance(31)  # the lease ran out: another worker may hold it now
+    [again] = claim(api, worker="w2")
+    answer = api.post("/tasks/claim", json={"worker_id": "w1", "acks": [
+        {"id": task, "lease_id": held["lease_id"], "ok": False, "error": "late"}]})
+    assert answer.status_code == 200
+    [refused] = answer.json()["acks"]
+    assert refused["code"] == 409 and "stale" in refused["error"]
+    assert answer.json()["tasks"] == []  # nothing left to claim: 200 all the same
+    assert api.get(f"/tasks/{task}").json()["lease_id"] == again["lease_id"]

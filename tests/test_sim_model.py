@@ -224,3 +224,42 @@ def test_the_cycle_collector_is_paused_for_the_run_only():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _claim_sizes(scenario):
+    model = Model(scenario)
+    sizes, claim = [], model.queue.claim
+
+    def spy(worker_id, types=None, lease_seconds=None, limit=1):
+        sizes.append(limit)
+        return claim(worker_id, types, lease_seconds, limit)
+    model.queue.claim = spy
+    return model.run(), sizes
+
+
+def test_the_simulated_workers_claim_by_the_live_workers_prefetch_rule():
+    """Tasks of 10 ms are claimed about 1 + 100/10 = 11 at a time, as a live worker with
+    --prefetch auto would; the lesson's tasks of seconds, one at a time."""
+    _, fast = _claim_sizes(mmc(60.0, 100.0, 1).replace(duration=60.0))
+    assert max(fast) > 5 and max(fast) <= 100
+    result, slow = _claim_sizes(preset("steady"))
+    assert set(slow) == {1} and len(slow) > 100
+    assert (result.tasks["status"] == "completed").sum() > 0
+
+
+def test_long_tasks_claimed_with_short_ones_keep_their_leases():
+    """The prefetch, sized by short tasks, may take a few long ones too: their leases are
+    renewed while they wait, as the live worker's heartbeats do (this raised TaskConflict)."""
+    from sim import Dist
+    scenario = mmc(8.0, 1.0, 3, duration=600.0, lease_seconds=15.0, seed=3)
+    kinds = [TaskKind(type="short", share=0.95, service=Dist.exponential(0.001)),
+             TaskKind(type="long", share=0.05, service=Dist.fixed(7.0))]
+    scenario = scenario.replace(producers=[Producer(arrivals=Arrivals.poisson(8.0), mix=kinds)])
+    result = simulate(scenario)
+    assert (result.tasks["status"] == "completed").sum() > 3000
+
+
+def test_textbook_waits_are_offered_only_for_tasks_taken_one_at_a_time():
+    from sim.compare import is_mmc
+    assert is_mmc(mmc(2.4, 1.0, 3))
+    assert not is_mmc(mmc(240.0, 100.0, 3))  # 10 ms tasks: workers claim several at once

@@ -140,6 +140,11 @@ class QueueClient:
             results.append({"id": task.id, "status": task.status})
         return results
 
+    def report_and_claim(self, worker_id, acks, types=None, wait=0, lease_seconds=None,
+                         max_tasks=1):
+        results = QueueClient.ack(self, acks)  # one request: not also an ack and a claim
+        return QueueClient.claim(self, worker_id, types, wait, lease_seconds, max_tasks), results
+
     def heartbeat(self, task_id, lease_id, lease_seconds=None):
         return self.queue.heartbeat(task_id, lease_id, lease_seconds)
 
@@ -194,3 +199,108 @@ def test_a_handler_that_exits_fails_its_task_and_the_worker_goes_on():
               and queue.get(leaving.id).status == "failed")
     assert queue.get(leaving.id).error == "SystemExit: 3"
     assert worker.done == {"completed": 1, "failed": 1}
+
+
+class CountingClient(QueueClient):
+    """The fake client, counting the worker's requests by kind."""
+
+    def __init__(self, queue):
+        super().__init__(queue)
+        self.calls = {"claim": 0, "report_and_claim": 0, "ack": 0}
+
+    def claim(self, *args, **kwargs):
+        self.calls["claim"] += 1
+        return super().claim(*args, **kwargs)
+
+    def report_and_claim(self, *args, **kwargs):
+        self.calls["report_and_claim"] += 1
+        return super().report_and_claim(*args, **kwargs)
+
+    def ack(self, acks):
+        self.calls["ack"] += 1
+        return super().ack(acks)
+
+
+def test_a_worker_makes_one_request_per_task_the_report_riding_on_the_next_claim():
+    queue = TaskQueue(MemoryStore(), make_id=sequential_ids())
+    for _ in range(40):
+        queue.submit("x", {})
+    client = CountingClient(queue)
+    worker = Worker(client, "w", {None: lambda task: "done"}, prefetch=1)
+    run_until(worker, lambda: queue.stats()["completed"] == 40)
+    assert queue.stats()["completed"] == 40
+    # The first claim, then one claim per task that also reports the one before, and
+    # at most a claim and a report alone around the stop.
+    assert client.calls["report_and_claim"] >= 39
+    assert sum(client.calls.values()) <= 40 + 3, client.calls
+
+
+def test_the_automatic_prefetch_streams_short_tasks():
+    queue = TaskQueue(MemoryStore(), make_id=sequential_ids())
+    for _ in range(500):
+        queue.submit("x", {})
+    client = CountingClient(queue)
+    worker = Worker(client, "w", {None: lambda task: None})  # prefetch "auto"
+    run_until(worker, lambda: queue.stats()["completed"] == 500)
+    assert queue.stats()["completed"] == 500
+    assert worker.prefetch.size() == 100
+    assert sum(client.calls.values()) < 50, client.calls  # not 500 round trips
+
+
+class TooLargeClient(CountingClient):
+    """A server that refuses every claim carrying reports (413: too large, as 100 results
+    of 20 KB would be), reports of more than one outcome, and the result "too deep"."""
+
+    def report_and_claim(self, *args, **kwargs):
+        self.calls["report_and_claim"] += 1
+        raise ApiError(413, "request body larger than 1048576 bytes")
+
+    def ack(self, acks):
+        self.calls["ack"] += 1
+        if len(acks) > 1:
+            raise ApiError(413, "request body larger than 1048576 bytes")
+        if acks[0].get("result") == "too deep":
+            raise ApiError(400, "'acks.0.result' is nested more than 32 levels deep")
+        return QueueClient.ack(self, acks)
+
+
+def test_reports_a_claim_cannot_carry_go_alone_and_none_is_lost():
+    queue = TaskQueue(MemoryStore(), make_id=sequential_ids())
+    for n in range(20):
+        queue.submit("x", {"n": n})
+    client = TooLargeClient(queue)
+    worker = Worker(client, "w", {None: lambda task: "too deep" if task.payload["n"] == 7
+                                  else "done"}, prefetch=5)
+    run_until(worker, lambda: queue.stats()["completed"] + queue.stats()["pending"] == 20
+              and queue.stats()["processing"] == 0 and client.calls["ack"] >= 20)
+    stats = queue.stats()
+    assert stats["processing"] == 0 and stats["completed"] == 19, stats
+    refused = [t for t in queue.list() if t.payload["n"] == 7][0]
+    assert refused.retries >= 1 and "refused the result" in refused.error  # each attempt
+
+
+def test_a_prefetch_beyond_the_servers_max_claim_is_capped_not_fatal():
+    queue = TaskQueue(MemoryStore(), make_id=sequential_ids())
+    for _ in range(300):
+        queue.submit("x", {})
+
+    class SmallClaims(CountingClient):
+        def claim(self, worker_id, types=None, wait=0, lease_seconds=None, max_tasks=1):
+            if max_tasks > 10:
+                raise ApiError(400, "max_tasks: Input should be less than or equal to 10")
+            return super().claim(worker_id, types, wait, lease_seconds, max_tasks)
+
+        def report_and_claim(self, worker_id, acks, types=None, wait=0, lease_seconds=None,
+                             max_tasks=1):
+            if max_tasks > 10:
+                raise ApiError(400, "max_tasks: Input should be less than or equal to 10")
+            return super().report_and_claim(worker_id, acks, types, wait, lease_seconds,
+                                            max_tasks)
+
+        def health(self):
+            return {"status": "ok", "max_claim": 10}
+
+    worker = Worker(SmallClaims(queue), "w", {None: lambda task: None})
+    run_until(worker, lambda: queue.stats()["completed"] == 300)
+    assert queue.stats()["completed"] == 300 and worker.refused is None
+    assert worker.prefetch.cap == 10

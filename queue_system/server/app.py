@@ -323,11 +323,19 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
     one_task = {200: {"model": schemas.TaskOut}, **leased}
 
     @app.post("/tasks/claim", tags=["workers"], responses={
-        200: {"model": schemas.TasksOut}, **schemas.NO_TASK, **body_errors})
+        200: {"model": schemas.ClaimOut}, **schemas.NO_TASK, **body_errors})
     async def claim(body: ClaimIn, request: Request):
-        """Take up to ``max_tasks`` ready tasks, each under a lease; wait up to ``wait`` s."""
+        """Take up to ``max_tasks`` ready tasks, each under a lease; wait up to ``wait`` s.
+
+        With ``acks``, the outcomes of the tasks the worker finished are recorded first,
+        each alone as ``POST /tasks/ack`` does, and committed before the answer, which
+        is then a 200 with their results under ``acks``, tasks or none: a worker makes
+        one request per round, the report of the last and the claim of the next."""
+        results = await record_outcomes(body.acks) if body.acks else None
         tasks = await claim_waiting(request, body.worker_id, body.types, body.lease_seconds,
                                     body.max_tasks, body.wait)
+        if results is not None:
+            return FastJSON({"tasks": [t.to_dict() for t in tasks], "acks": results})
         if not tasks:
             return Response(status_code=204)
         return FastJSON({"tasks": [t.to_dict() for t in tasks]})
@@ -381,28 +389,29 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
         200: {"model": schemas.AckOut}, **body_errors})
     async def ack(body: schemas.AckBatchIn):
         """Report many finished attempts in one request; each succeeds or fails alone."""
-        for number, item in enumerate(body.acks):
+        return {"results": await record_outcomes(body.acks)}
+
+    async def record_outcomes(acks: list) -> list:
+        """Complete or fail each reported attempt alone; one result per report."""
+        for number, item in enumerate(acks):
             check_depth(item.result, max_depth, f"acks.{number}.result")
+
         def one(item: schemas.AckIn):
             if item.ok:
                 return queue.complete(item.id, item.lease_id, item.result)
             return queue.fail(item.id, item.lease_id, item.error)
-        futures = [state["committer"].submit(one, item) for item in body.acks]
         results = []
-        for item, future in zip(body.acks, futures):
-            try:
-                task = await asyncio.wrap_future(future)
-            except QueueError as exc:
-                results.append({"id": item.id, "error": exc.message, "code": exc.status_code})
-                continue
-            except Exception as exc:  # each outcome alone: one bad item fails no other
-                log.exception("ack of task %s failed", item.id)
-                results.append({"id": item.id, "error": f"{type(exc).__name__}: {exc}",
-                                "code": 503 if isinstance(exc, sqlite3.Error) else 500})
-                continue
-            announce(task)
-            results.append({"id": task.id, "status": task.status})
-        return {"results": results}
+        for item, (ok, value) in zip(acks, await state["committer"].run_each(one, acks)):
+            if ok:
+                announce(value)
+                results.append({"id": value.id, "status": value.status})
+            elif isinstance(value, QueueError):  # each outcome alone: one fails no other
+                results.append({"id": item.id, "error": value.message, "code": value.status_code})
+            else:
+                log.error("ack of task %s failed: %r", item.id, value)
+                results.append({"id": item.id, "error": f"{type(value).__name__}: {value}",
+                                "code": 503 if isinstance(value, sqlite3.Error) else 500})
+        return results
 
     # -- looking -------------------------------------------------------------------------
 
@@ -459,7 +468,8 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
     async def health():
         """200 when the server answers and its store can be read."""
         counts = await run(queue.stats)
-        return {"status": "ok", "store": store_name, "tasks": counts["total"]}
+        return {"status": "ok", "store": store_name, "tasks": counts["total"],
+                "max_claim": limits.max_claim}
 
     # -- the lesson's worker routes --------------------------------------------------------
 

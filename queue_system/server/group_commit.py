@@ -81,6 +81,26 @@ class GroupCommitter:
         """Await ``fn(*args)`` from the event loop."""
         return await asyncio.wrap_future(self.submit(fn, *args))
 
+    async def run_each(self, fn: Callable, items: List[Any]) -> List[tuple]:
+        """Await ``fn(item)`` for each item, each in its own savepoint as if it were a
+        request of its own, but sent to the store thread as one: ``(True, result)`` or
+        ``(False, exception)`` per item. A worker's 100 reports cost one trip, not 100."""
+        return await self.run(self._each, fn, items)
+
+    def _each(self, fn: Callable, items: List[Any]) -> List[tuple]:
+        results, outbox = [], self.outbox
+        for item in items:
+            mark = outbox._mark()
+            try:
+                with self.store.transaction():
+                    results.append((True, fn(item)))
+            except Exception as exc:
+                outbox._undo(mark)
+                if not self.store.transaction_alive():
+                    raise  # the store gave the whole transaction up
+                results.append((False, exc))
+        return results
+
     def close(self) -> None:
         """Finish what is queued, then stop the thread."""
         self._requests.put(_STOP)

@@ -107,6 +107,10 @@ def worker_bodies(limits: Limits):
         lease_seconds: Optional[Lease] = Field(None, description="Default: the server's --lease")
         max_tasks: WholeNumber = Field(1, ge=1, le=limits.max_claim,
                                description="At most the server's --max-claim")
+        acks: List[AckIn] = Field(
+            default_factory=list, max_length=1000,
+            description="Outcomes of finished tasks, recorded before the claim (as "
+                        "POST /tasks/ack): the answer is then a 200 with their results")
 
     class HeartbeatIn(LeaseIn):
         lease_seconds: Optional[Lease] = None
@@ -234,10 +238,16 @@ class AckOut(BaseModel):
     results: List[Union[AckDone, AckRefused]]
 
 
+class ClaimOut(TasksOut):
+    acks: Optional[List[Union[AckDone, AckRefused]]] = Field(
+        None, description="Present when the claim carried acks: one result per ack")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok"]
     store: str
     tasks: int
+    max_claim: int = Field(description="The most tasks one claim may take (--max-claim)")
 
 
 class PurgeOut(BaseModel):
