@@ -23,7 +23,6 @@ from .backoff import Backoff
 from .clock import Clock, system_clock
 from .errors import ConcurrentUpdate, InvalidTask, QueueFull, TaskNotFound
 from .stores.base import Store
-from .lifecycle import is_whole_number
 from .task import STATUSES, Task
 
 DEFAULT_LEASE_SECONDS = 15.0
@@ -77,7 +76,7 @@ class TaskQueue:
         self.on_dead_letter = on_dead_letter
         # The most tasks that may wait (pending or scheduled); a submit beyond is refused
         # with QueueFull (HTTP 503). None: no limit.
-        if capacity is not None and not (is_whole_number(capacity) and capacity >= 0):
+        if capacity is not None and not (lifecycle.is_whole_number(capacity) and capacity >= 0):
             raise ValueError(f"capacity must be a whole number, zero or more, not {capacity!r}")
         self.capacity = capacity
 

@@ -196,23 +196,26 @@ def test_headers_sent_in_pieces_within_the_timeout_are_served(server):
         assert Reader(sock).response()[0] == 200
 
 
+def answered_then_idle(sock) -> "Reader":
+    """A kept-alive connection: one request answered, then twice header_timeout of silence."""
+    reader = Reader(sock)
+    sock.sendall(HEALTH)
+    assert reader.response()[0] == 200
+    assert not select.select([sock], [], [], 1.0)[0]
+    return reader
+
+
 def test_a_kept_alive_connection_may_idle_longer_than_the_header_timeout(server):
     # header_timeout counts from a request's first byte; silence is idle_timeout's (5 s).
     with server.connect() as sock:
-        reader = Reader(sock)
-        sock.sendall(HEALTH)
-        assert reader.response()[0] == 200
-        assert not select.select([sock], [], [], 1.0)[0]  # idle twice header_timeout
+        reader = answered_then_idle(sock)
         sock.sendall(HEALTH)
         assert reader.response()[0] == 200
 
 
 def test_a_slow_request_after_an_idle_wait_on_a_kept_alive_connection_is_closed(server):
     with server.connect() as sock:
-        reader = Reader(sock)
-        sock.sendall(HEALTH)
-        assert reader.response()[0] == 200
-        assert not select.select([sock], [], [], 1.0)[0]  # idle twice header_timeout
+        reader = answered_then_idle(sock)
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: te")  # and then too slow
         status, _, body = reader.response()
         assert status == 408 and "--header-timeout" in error_of(body)

@@ -42,6 +42,7 @@ from .json_body import BodyLimit
 log = logging.getLogger("queue_system.server")
 
 MAX_OFFSET = 10 ** 12  # far beyond any real queue, within SQLite's integers
+PURGE_STEP = 1000  # finished tasks deleted per transaction
 
 
 class FastJSON(JSONResponse):
@@ -162,9 +163,9 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
         """Purge in bounded steps: the store is never held long, others' requests go between."""
         deleted = 0
         while True:
-            step = await run(queue.purge, older_than, 1000)
+            step = await run(queue.purge, older_than, PURGE_STEP)
             deleted += step
-            if step < 1000:
+            if step < PURGE_STEP:
                 return deleted
 
     async def purge_for_ever(retention: float) -> None:

@@ -162,13 +162,12 @@ class Worker:
                     break
                 new.append(self._execute(task))
         except BaseException:
-            # A bug between tasks: what ran is reported, the rest given back.
-            self._release(tasks[len(new):])
-            if new:
+            if new:  # a bug between tasks: what ran is reported
                 self._report(new)
             raise
-        if len(new) < len(tasks):
-            self._release(tasks[len(new):])
+        finally:
+            if len(new) < len(tasks):  # what did not run goes back
+                self._release(tasks[len(new):])
         self._busy[slot] = bool(new)
         return new
 
