@@ -84,10 +84,10 @@ class OurServer:
                 return None
         wait_for(healthy, 30, "the server to answer /health", 0.05)
 
-    def start_worker(self, worker_id: str, *extra: str) -> subprocess.Popen:
+    def start_worker(self, worker_id: str, *extra: str, cwd=ROOT, env=None) -> subprocess.Popen:
         return self.procs.start(worker_id, [PYTHON, "-m", "queue_system", "worker",
                                             "--url", self.url, "--id", worker_id,
-                                            "--log-level", "warning", *extra])
+                                            "--log-level", "warning", *extra], cwd=cwd, env=env)
 
 
 def summary(values):

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from queue_system import SQLiteStore, TaskQueue
+from queue_system import MemoryStore, SQLiteStore, TaskQueue
 from queue_system.server.group_commit import GroupCommitter
 
 
@@ -58,3 +58,41 @@ def test_a_full_disk_fails_the_whole_batch_and_stores_nothing(tmp_path):
     assert [t.type for t in queue.list()] == ["before"]
     # The store still works afterwards.
     assert queue.submit("after", {})[1]
+
+
+@pytest.mark.parametrize("make_store", [lambda path: SQLiteStore(str(path / "q.db")),
+                                        lambda path: MemoryStore()], ids=["sqlite", "memory"])
+def test_reports_sent_as_one_are_each_recorded_once_and_a_refused_one_alone(tmp_path,
+                                                                            make_store):
+    store = make_store(tmp_path)
+    queue = TaskQueue(store)
+    for n in range(4):
+        queue.submit("x", {"n": n}, max_retries=1 if n == 3 else 3)
+    a, b, c, d = queue.claim("w", limit=4)
+    committer = GroupCommitter(store)
+    dead_lettered = []  # as the server logs them: through the outbox, after the commit
+    queue.on_dead_letter = lambda task: committer.outbox.add(
+        lambda: dead_lettered.append(task.id))
+    # d's dead-lettering runs before b is refused: the optimistic pass is undone with
+    # its dead-letter line, and d runs again alone.
+    reports = [(a, "complete"), (d, "fail"), (b, "stale"), (c, "complete")]
+
+    def report(item):
+        task, what = item
+        if what == "stale":
+            return queue.complete(task.id, "not-the-lease", "late")
+        if what == "fail":
+            return queue.fail(task.id, task.lease_id, "boom")
+        return queue.complete(task.id, task.lease_id, "done")
+    try:
+        results = committer.submit(committer._each, report, reports).result()
+    finally:
+        committer.close()
+    assert [ok for ok, _ in results] == [True, True, False, True]
+    assert "lease" in str(results[2][1])
+    for task in (a, c):  # recorded once: one version after the claim, not two
+        stored = queue.get(task.id)
+        assert stored.status == "completed" and stored.version == task.version + 1
+    assert queue.get(b.id).status == "processing" and queue.get(b.id).version == b.version
+    assert queue.get(d.id).status == "failed" and queue.get(d.id).version == d.version + 1
+    assert dead_lettered == [d.id]  # its dead-letter line once, though it may run twice

@@ -304,3 +304,62 @@ def test_a_prefetch_beyond_the_servers_max_claim_is_capped_not_fatal():
     run_until(worker, lambda: queue.stats()["completed"] == 300)
     assert queue.stats()["completed"] == 300 and worker.refused is None
     assert worker.prefetch.cap == 10
+
+
+class TokenRotatedClient(CountingClient):
+    """A server whose worker token changed after the first claim: every report is 403."""
+
+    def report_and_claim(self, *args, **kwargs):
+        self.calls["report_and_claim"] += 1
+        raise ApiError(403, "this route needs the worker token (QUEUE_WORKER_TOKEN)")
+
+    def ack(self, acks):
+        self.calls["ack"] += 1
+        raise ApiError(403, "this route needs the worker token (QUEUE_WORKER_TOKEN)")
+
+
+def test_a_report_refused_for_its_token_stops_the_worker_without_splitting_it():
+    queue = TaskQueue(MemoryStore(), make_id=sequential_ids())
+    for _ in range(8):
+        queue.submit("x", {})
+    client = TokenRotatedClient(queue)
+    worker = Worker(client, "w", {None: lambda task: "done"}, prefetch=4)
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    runner.join(timeout=10)
+    assert not runner.is_alive()  # stopped by itself: a wrong token stays wrong
+    assert worker.refused is not None and worker.refused.status == 403
+    # The outcomes were not split into single reports, nor turned into failures.
+    assert client.calls["ack"] == 0, client.calls
+    assert client.calls["report_and_claim"] == 1, client.calls
+    assert queue.stats()["failed"] == 0 and queue.stats()["processing"] == 4  # leases run out
+
+
+class BrokenReportsClient(CountingClient):
+    """A server whose report route fails every time (a 500 from a bug)."""
+
+    def report_and_claim(self, *args, **kwargs):
+        self.calls["report_and_claim"] += 1
+        raise ApiError(500, "internal error (KeyError); see the server's log")
+
+
+def test_a_report_the_server_fails_again_and_again_is_given_up_not_retried_for_ever(
+        monkeypatch):
+    monkeypatch.setattr(worker_module, "RETRY_FIRST", 0.01)
+    monkeypatch.setattr(worker_module, "RETRY_MAX", 0.05)
+    queue = TaskQueue(MemoryStore(), make_id=sequential_ids())
+    first, _ = queue.submit("x", {})
+    client = BrokenReportsClient(queue)
+    worker = Worker(client, "w", {None: lambda task: "done"}, prefetch=1)
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    deadline = time.monotonic() + 10
+    while first.id in worker._held or client.calls["report_and_claim"] == 0:
+        assert time.monotonic() < deadline, "the report is still retried, its task held"
+        time.sleep(0.01)
+    given_up_after = client.calls["report_and_claim"]
+    worker.stop()
+    runner.join(timeout=10)
+    assert not runner.is_alive() and worker.refused is None  # a 5xx may pass another time
+    assert 2 <= given_up_after <= 10  # retried a few times, then let go
+    assert queue.get(first.id).status == "processing"  # its lease will run out: run again

@@ -38,6 +38,7 @@ from .access import Access, AccessGuard
 from .group_commit import GroupCommitter, Outbox
 from .housekeeping import DiskGuard, purge_interval
 from .json_body import BodyLimit
+from .long_poll import WaitingClaims, WorkSignal, wait_for_work
 
 log = logging.getLogger("queue_system.server")
 
@@ -50,20 +51,6 @@ class FastJSON(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json_codec.dumps_bytes(content)
-
-
-class WorkSignal:
-    """Wakes long-polling claims when work may have appeared."""
-
-    def __init__(self):
-        self._event = asyncio.Event()
-
-    def current(self) -> asyncio.Event:
-        return self._event
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
 
 
 def error(status: int, message: str, headers: Optional[dict] = None) -> FastJSON:
@@ -139,7 +126,8 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
         if dead_letter_log is not None:
             queue.on_dead_letter = lambda task: outbox.add(
                 functools.partial(dead_letter_log.write, task))
-        state["committer"] = GroupCommitter(queue.store, outbox=outbox)
+        state["waiting"] = waiting = WaitingClaims(queue, outbox)
+        state["committer"] = GroupCommitter(queue.store, outbox=outbox, on_work=waiting.serve)
         state["signal"] = WorkSignal()
         purging = (asyncio.get_running_loop().create_task(purge_for_ever(limits.retention))
                    if limits.retention is not None else None)
@@ -156,8 +144,10 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
                           "scheduled tasks and leases.",
                   lifespan=lifespan, default_response_class=FastJSON)
 
-    async def run(fn, *args):
-        return await state["committer"].run(fn, *args)
+    async def run(fn, *args, makes_work: bool = False):
+        """``fn(*args)`` in the store thread, committed. With ``makes_work``, the work it
+        makes is handed to waiting workers in the same commit (``long_poll``)."""
+        return await state["committer"].run(fn, *args, makes_work=makes_work)
 
     async def purge(older_than: float) -> int:
         """Purge in bounded steps: the store is never held long, others' requests go between."""
@@ -239,7 +229,7 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
             disk.check()
             return queue.submit(body.type, body.payload), queue.stats()
         # One trip to the store thread: the stats the lesson shows include this task.
-        (task, _), stats = await run(submit_and_count)
+        (task, _), stats = await run(submit_and_count, makes_work=True)
         wake_workers()
         log.info("[Queue] Enqueued task %s (%s)", task.id, task.type)
         return FastJSON({"taskId": task.id, "message": "Task enqueued", "stats": stats},
@@ -255,7 +245,7 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
 
         202 with the task; 200 with the first task if the idempotency key was used before."""
         check_depth(body.payload, max_depth, "payload")
-        task, created = await run(submit, body)
+        task, created = await run(submit, body, makes_work=True)
         if created:
             wake_workers()
             log.info("[Queue] Enqueued task %s (%s, %s)", task.id, task.type, task.priority)
@@ -275,7 +265,7 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
             disk.check()
             return queue.submit_many(specs)
         try:
-            submitted = await run(submit_all)
+            submitted = await run(submit_all, makes_work=True)
         except InvalidTask as exc:
             return error(400, f"no task stored: {exc.message}")
         wake_workers()
@@ -283,6 +273,12 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
         return FastJSON({"tasks": [t.to_dict() for t, _ in submitted]}, status_code=202)
 
     # -- workers ------------------------------------------------------------------------
+
+    def give_back(tasks: list) -> None:
+        """Release tasks claimed for a long poll that was cancelled (the server stopping).
+        Called from the store thread: it only queues the releases."""
+        for task in tasks:
+            state["committer"].submit(queue.release, task.id, task.lease_id, makes_work=True)
 
     async def claim_waiting(request, worker_id, types, lease_seconds, limit, wait) -> list:
         loop = asyncio.get_running_loop()
@@ -297,27 +293,26 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
             if wait and await request.is_disconnected():
                 return []  # the worker left while we waited: claim nothing for it
             tasks, wakeup = await run(claim_and_next_wakeup)
+            remaining = deadline - loop.time()
+            if not tasks and remaining > 0:
+                if wakeup is not None:  # a scheduled task falls due, or a lease ends
+                    remaining = min(remaining, max(wakeup - queue.clock(), 0.001))
+                waiter = state["waiting"].park(worker_id, types, lease_seconds, limit)
+                tasks = await wait_for_work(state["waiting"], waiter, signal, remaining,
+                                            give_back)
+                if not tasks:
+                    continue  # woken, or the wait ran out: look again
             if tasks and wait and await request.is_disconnected():
                 # The worker left while we waited (stopped, killed): give them back.
                 for task in tasks:
-                    await run(queue.release, task.id, task.lease_id)
+                    await run(queue.release, task.id, task.lease_id, makes_work=True)
                 # Wake the live pollers: they were woken with us, found nothing (we had
                 # it) and now wait for a lease that no longer exists.
                 wake_workers()
                 return []
-            remaining = deadline - loop.time()
-            if tasks or remaining <= 0:
-                for task in tasks:
-                    log.info("[Queue] Dequeued task %s by %s", task.id, worker_id)
-                return tasks
-            if await request.is_disconnected():
-                return []
-            if wakeup is not None:  # a scheduled task falls due, or a lease ends
-                remaining = min(remaining, max(wakeup - queue.clock(), 0.001))
-            try:
-                await asyncio.wait_for(signal.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
+            for task in tasks:
+                log.info("[Queue] Dequeued task %s by %s", task.id, worker_id)
+            return tasks
 
     body_errors = {**schemas.EVERY_ROUTE, **schemas.WITH_BODY}
     leased = {**body_errors, **schemas.LEASED}
@@ -357,8 +352,8 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
             log.info("[Queue] Task %s failed, retrying (%d/%d)", task.id, task.retries,
                      task.max_retries)
 
-    async def finish(step, task_id, *args) -> Task:
-        task = await run(step, task_id, *args)
+    async def finish(step, task_id, *args, makes_work: bool = False) -> Task:
+        task = await run(step, task_id, *args, makes_work=makes_work)
         announce(task)
         return task
 
@@ -384,7 +379,8 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
 
         With ``started: false`` (the default) its handler never began, and the claim no
         longer counts in ``attempts``; with ``started: true`` the attempt still counts."""
-        return (await finish(queue.release, task_id, body.lease_id, body.started)).to_dict()
+        return (await finish(queue.release, task_id, body.lease_id, body.started,
+                             makes_work=True)).to_dict()
 
     @app.post("/tasks/ack", tags=["workers"], responses={
         200: {"model": schemas.AckOut}, **body_errors})
@@ -402,7 +398,10 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
                 return queue.complete(item.id, item.lease_id, item.result)
             return queue.fail(item.id, item.lease_id, item.error)
         results = []
-        for item, (ok, value) in zip(acks, await state["committer"].run_each(one, acks)):
+        # A failure may send its task back at once; a completion never makes work.
+        reported = await state["committer"].run_each(
+            one, acks, makes_work=any(not item.ok for item in acks))
+        for item, (ok, value) in zip(acks, reported):
             if ok:
                 announce(value)
                 results.append({"id": value.id, "status": value.status})
@@ -445,7 +444,7 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
         200: {"model": schemas.TaskOut}, **schemas.EVERY_ROUTE, **schemas.DEAD})
     async def retry_dead(task_id: str):
         """Send a dead-lettered task back to the queue, retries reset; 409 if not dead."""
-        task = await run(queue.retry_dead, task_id)
+        task = await run(queue.retry_dead, task_id, makes_work=True)
         wake_workers()
         log.info("[Queue] Task %s sent back from the dead letter", task_id)
         return task.to_dict()

@@ -14,6 +14,12 @@ committed.
 Effects outside the store (a line in the dead-letter log) wait in the
 ``Outbox`` until the commit that made them true is on disk: a request that
 is undone, or a batch whose commit fails, leaves no trace there either.
+
+A request that may make work (a submit) is run with ``makes_work``: after
+its batch, still inside the same transaction, ``on_work(handed)`` runs (the
+server hands the new tasks to workers waiting for some, see ``long_poll``),
+and each ``(future, value)`` it adds to ``handed`` is answered with the
+batch, after the same commit, or told of its failure.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from ..stores.base import Store
 
@@ -63,32 +69,51 @@ class Outbox:
 class GroupCommitter:
     """Runs callables against a store in one thread, many per transaction."""
 
-    def __init__(self, store: Store, max_batch: int = 256, outbox: Optional[Outbox] = None):
+    def __init__(self, store: Store, max_batch: int = 256, outbox: Optional[Outbox] = None,
+                 on_work: Optional[Callable[[List[Tuple[Future, Any]]], None]] = None):
         self.store = store
         self.max_batch = max_batch
         self.outbox = outbox or Outbox()
+        self.on_work = on_work
         self._requests: "queue.SimpleQueue" = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable, *args: Any) -> Future:
-        """Queue ``fn(*args)``; the future resolves once its transaction is committed."""
+    def submit(self, fn: Callable, *args: Any, makes_work: bool = False) -> Future:
+        """Queue ``fn(*args)``; the future resolves once its transaction is committed.
+        With ``makes_work``, ``on_work`` runs after its batch, in the same transaction."""
         future: Future = Future()
-        self._requests.put((future, fn, args))
+        self._requests.put((future, fn, args, makes_work))
         return future
 
-    async def run(self, fn: Callable, *args: Any) -> Any:
+    async def run(self, fn: Callable, *args: Any, makes_work: bool = False) -> Any:
         """Await ``fn(*args)`` from the event loop."""
-        return await asyncio.wrap_future(self.submit(fn, *args))
+        return await asyncio.wrap_future(self.submit(fn, *args, makes_work=makes_work))
 
-    async def run_each(self, fn: Callable, items: List[Any]) -> List[tuple]:
-        """Await ``fn(item)`` for each item, each in its own savepoint as if it were a
+    async def run_each(self, fn: Callable, items: List[Any], makes_work: bool = False
+                       ) -> List[tuple]:
+        """Await ``fn(item)`` for each item, each undone alone if it fails as if it were a
         request of its own, but sent to the store thread as one: ``(True, result)`` or
         ``(False, exception)`` per item. A worker's 100 reports cost one trip, not 100."""
-        return await self.run(self._each, fn, items)
+        return await self.run(self._each, fn, items, makes_work=makes_work)
 
     def _each(self, fn: Callable, items: List[Any]) -> List[tuple]:
-        results, outbox = [], self.outbox
+        # Optimistic: all items in one savepoint, since nearly always none is refused.
+        # If one is, that savepoint is undone and each item runs again in its own, so
+        # the others are still recorded. (A savepoint per item from the start costs a
+        # seventh more store time per report, measured on 20,000 completions.) Only a
+        # store that undoes a nested block can run an item twice this way.
+        outbox = self.outbox
+        if self.store.undoes_nested_blocks and len(items) > 1:
+            mark = outbox._mark()
+            try:
+                with self.store.transaction():
+                    return [(True, fn(item)) for item in items]
+            except Exception:
+                outbox._undo(mark)
+                if not self.store.transaction_alive():
+                    raise  # the store gave the whole transaction up
+        results = []
         for item in items:
             mark = outbox._mark()
             try:
@@ -97,7 +122,7 @@ class GroupCommitter:
             except Exception as exc:
                 outbox._undo(mark)
                 if not self.store.transaction_alive():
-                    raise  # the store gave the whole transaction up
+                    raise
                 results.append((False, exc))
         return results
 
@@ -123,10 +148,12 @@ class GroupCommitter:
 
     def _commit(self, batch: list) -> None:
         outcomes = []
+        handed: List[Tuple[Future, Any]] = []  # what on_work answers after the commit
         outbox = self.outbox
+        made_work = False
         try:
             with self.store.transaction():
-                for future, fn, args in batch:
+                for future, fn, args, makes_work in batch:
                     # A request whose client went away before its turn is not run.
                     if not future.set_running_or_notify_cancel():
                         continue
@@ -134,17 +161,23 @@ class GroupCommitter:
                     try:
                         with self.store.transaction():  # a savepoint: undone alone on error
                             outcomes.append((future, True, fn(*args)))
+                        made_work = made_work or makes_work
                     except Exception as exc:  # the caller gets it, the batch goes on
                         outbox._undo(mark)
                         if not self.store.transaction_alive():
                             raise  # the store gave the whole transaction up: so do we
                         outcomes.append((future, False, exc))
+                if made_work and self.on_work is not None:
+                    self.on_work(handed)
         except Exception as exc:
             # The commit itself failed (disk full...): nothing of this batch is stored.
             outbox._undo(0)
             log.exception("commit of %d requests failed", len(batch))
-            for future, _, _ in batch:
+            for future, _, _, _ in batch:
                 if future.running() or (not future.done() and future.set_running_or_notify_cancel()):
+                    future.set_exception(exc)
+            for future, _ in handed:  # what on_work handed out is undone too
+                if future.set_running_or_notify_cancel():
                     future.set_exception(exc)
             return
         outbox._release()
@@ -153,3 +186,6 @@ class GroupCommitter:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+        for future, value in handed:
+            if future.set_running_or_notify_cancel():  # now it cannot be cancelled
+                future.set_result(value)

@@ -25,11 +25,17 @@ from ..task import Task
 class Store(ABC):
     """Abstract task store. Methods run inside ``transaction()`` when they must be atomic."""
 
+    #: Whether a nested ``transaction()`` block that raises is undone alone, writes
+    #: included (SQLite's savepoints). A store without it (the memory store) can only
+    #: rely on the queue's rule that a refused transition raises before it writes.
+    undoes_nested_blocks = False
+
     @abstractmethod
     def transaction(self) -> AbstractContextManager:
         """Everything inside happens at once or not at all; nesting is allowed.
 
-        An exception inside a nested block undoes that block only."""
+        An exception inside a nested block undoes that block only, if the store
+        ``undoes_nested_blocks``; otherwise what the block wrote before it raised stays."""
 
     @abstractmethod
     def insert(self, task: Task) -> None:

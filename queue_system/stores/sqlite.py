@@ -141,6 +141,8 @@ class SQLiteStore(Store):
         self._lock = threading.RLock()
         self._depth = 0
 
+    undoes_nested_blocks = True  # a nested transaction() is a savepoint
+
     def transaction(self) -> "_Transaction":
         return _Transaction(self)
 

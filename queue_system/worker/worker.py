@@ -39,6 +39,10 @@ log = logging.getLogger("queue_system.worker")
 
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # seconds between attempts to reach the server
 STOP_GRACE = 0.25  # seconds a stopping worker waits for claims already answered
+# A report refused for what it carries (a result too deep: 400; a body too large: 413)
+# may pass in smaller pieces. Any other refusal (a wrong token...) would be refused again.
+REFUSED_FOR_ITS_BODY = (400, 413)
+PASSING_REFUSALS = (408, 429)  # a 4xx that may pass if asked again later
 
 
 class Worker:
@@ -324,9 +328,13 @@ class Worker:
         """Call the server until it answers; wait longer after each failure.
 
         With ``give_up`` (reports), stop trying once the worker is told to
-        stop and the server stays away: the leases will expire and the
-        queue will hand those tasks out again (delivery is at least once).
-        With ``raise_refusal``, a 4xx is raised for the caller to handle."""
+        stop and the server stays away, or after the server refused the
+        report with a 5xx (or 408, 429) for about ``RETRY_MAX`` seconds: the
+        leases will expire and the queue will hand those tasks out again
+        (delivery is at least once).
+        With ``raise_refusal``, a refusal of the request's body (400, 413) is
+        raised for the caller, which may send it in pieces. Any other 4xx but
+        408 and 429 stops the worker: asking again would be refused again."""
         delay = RETRY_FIRST
         while True:
             try:
@@ -339,20 +347,23 @@ class Worker:
                     return None
                 log.warning("[Worker %s] server unreachable, retrying in %.1fs", self.id, delay)
             except ApiError as exc:
-                if raise_refusal and 400 <= exc.status < 500:
+                if raise_refusal and exc.status in REFUSED_FOR_ITS_BODY:
                     raise
                 if self._fit_prefetch(exc):
                     continue  # claim again, within the server's --max-claim
                 log.error("[Worker %s] server refused: %s", self.id, exc)
-                if give_up:
-                    return None
-                if 400 <= exc.status < 500 and exc.status not in (408, 429):
-                    # The request itself is refused (a bad worker id, say): asking again
-                    # would be refused again. Stop, and let run()'s caller say why.
+                if 400 <= exc.status < 500 and exc.status not in PASSING_REFUSALS:
+                    # The request itself is refused (a bad worker id, a wrong token):
+                    # stop, and let run()'s caller say why. Unreported tasks' leases run out.
                     self.refused = exc
                     self.stop()
                     return None
-                if self.stopping.is_set():
+                if give_up and delay >= RETRY_MAX:
+                    # A report refused again and again (a 500 that stays): give it up
+                    # rather than hold its tasks, whose leases then run out, for good.
+                    log.error("[Worker %s] giving up reporting", self.id)
+                    return None
+                if self.stopping.is_set() and not give_up:
                     return None
             self.stopping.wait(delay) if not give_up else time.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
