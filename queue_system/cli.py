@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "yet started, by the mean duration so far, so tasks of 1 ms are "
                              "claimed 100 at a time and the lesson's 1-3 s tasks one at a time; "
                              "a number is at most the server's --max-claim, 100 by default)")
+    worker.add_argument("--prefetch-budget", type=positive(float, 60),
+                        default=env("WORKER_PREFETCH_BUDGET", "0.1"),
+                        help="with --prefetch auto, the seconds of claimed work not yet started "
+                             "a thread may hold (WORKER_PREFETCH_BUDGET; default 0.1); a run "
+                             "played N times faster (python -m sim live) divides it by N")
     worker.add_argument("--poll-wait", type=positive(float, 60), default=env("WORKER_POLL_WAIT", "2"),
                         help="seconds an idle claim waits on the server (long poll); a new "
                              "task wakes it at once (default 2)")
@@ -150,11 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "depend only on the seed, the task's type and payload and its "
                              "attempt number (so tasks with the same type and payload succeed "
                              "or fail together)")
-    worker.add_argument("--handlers", metavar="MODULE:NAME", default=env("WORKER_HANDLERS", None),
+    worker.add_argument("--handlers", metavar="MODULE[:NAME]", default=env("WORKER_HANDLERS", None),
                         help="run your own handlers instead of the simulated work (whose "
                              "--min-work, --max-work, --failure-rate and --seed are then unused): "
-                             "a function, or a dict from task type to function (WORKER_HANDLERS); "
-                             "avoid module names of the standard library, such as queue")
+                             "MODULE's HANDLERS, a dict from task type to function, or MODULE:NAME, "
+                             "such a dict or one function (WORKER_HANDLERS); avoid module names "
+                             "of the standard library, such as queue")
     add_log_level(worker)
 
     submit = commands.add_parser("submit", help="enqueue a task",
@@ -295,6 +301,7 @@ def run_serve(args) -> int:
 
 def run_worker(args) -> int:
     from .worker import SimulatedWork, Worker, lesson_handlers, load_handlers
+    from .worker.prefetch import Prefetch
     if args.handlers:
         sys.path.insert(0, os.getcwd())  # MODULE may sit in the folder the worker runs from
         handlers = load_handlers(args.handlers)
@@ -306,8 +313,10 @@ def run_worker(args) -> int:
     types = [t.strip() for t in args.types.split(",") if t.strip()] or None
     lease = float(args.lease) if args.lease is not None else None
     with QueueClient(args.url, token=worker_token()) as client:
+        prefetch = Prefetch(None if args.prefetch == "auto" else args.prefetch,
+                            budget=args.prefetch_budget)
         worker = Worker(client, args.id, handlers, concurrency=args.concurrency,
-                        types=types, lease_seconds=lease, prefetch=args.prefetch,
+                        types=types, lease_seconds=lease, prefetch=prefetch,
                         poll_wait=args.poll_wait)
         worker.run()
     if worker.refused is not None:

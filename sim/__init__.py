@@ -7,8 +7,18 @@ to compare with; ``python -m sim`` is the command line.
 
 from .arrivals import Arrivals
 from .distributions import Dist
-from .model import Model, Result, simulate
 from .scenario import PRESETS, Producer, Scenario, TaskKind, mmc, preset
+
+_FROM_MODEL = ("Model", "Result", "simulate")
+
+
+def __getattr__(name):
+    # The model (SimPy, pandas) is imported when first asked for: a live run's worker
+    # imports ``sim.live_handlers`` and needs none of it, and starts faster without.
+    if name in _FROM_MODEL:
+        from . import model
+        return getattr(model, name)
+    raise AttributeError(f"module 'sim' has no attribute {name!r}")
 
 __all__ = ["Arrivals", "Dist", "Model", "Result", "simulate", "PRESETS", "Producer",
            "Scenario", "TaskKind", "mmc", "preset"]

@@ -41,12 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print a scenario as JSON")
     run = sub.add_parser("run", help="simulate a scenario")
     for p in (show, run):
-        p.add_argument("--scenario", default="steady", help="a preset name (see 'scenarios')")
-        p.add_argument("--config", help="a JSON file describing the scenario (may name a preset)")
-        p.add_argument("--workers", type=int, help="override the number of workers")
-        p.add_argument("--duration", type=float, help="override the simulated seconds")
-        p.add_argument("--seed", type=int, help="override the seed")
-        p.add_argument("--failure-p", type=float, help="override the failure probability")
+        add_scenario_options(p)
     run.add_argument("--replications", type=positive(int), default=1,
                      help="independent runs (seeds), at least 1")
     run.add_argument("--processes", type=positive(int), default=1,
@@ -55,7 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--csv", help="write CSV tables into this directory "
                                    "(confidence_intervals.csv with 2 or more replications)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    live = sub.add_parser("live", help="play a scenario on a real server and real workers")
+    add_scenario_options(live)
+    live.add_argument("--speedup", type=positive(float), default=30.0,
+                      help="play every duration this many times faster (default 30: an hour "
+                           "in two minutes)")
+    live.add_argument("--url", help="drive a server already running (default: start one on "
+                                    "127.0.0.1); the scenario's lease and backoff are then the "
+                                    "server's own")
+    live.add_argument("--folder", help="where the run's database and logs go (default: a "
+                                       "temporary folder)")
+    live.add_argument("--plot", help="write the live run's dashboard to this PNG/SVG/PDF file")
+    live.add_argument("--csv", help="write the live run's tables into this directory")
+    live.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
+
+
+def add_scenario_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", default="steady", help="a preset name (see 'scenarios')")
+    p.add_argument("--config", help="a JSON file describing the scenario (may name a preset)")
+    p.add_argument("--workers", type=int, help="override the number of workers")
+    p.add_argument("--duration", type=float, help="override the simulated seconds")
+    p.add_argument("--seed", type=int, help="override the seed")
+    p.add_argument("--failure-p", type=float, help="override the failure probability")
 
 
 def load_scenario(args) -> Scenario:
@@ -149,6 +166,46 @@ def cmd_run(args, out) -> int:
     return 0
 
 
+def cmd_live(args, out) -> int:
+    from .live import run_live  # starts processes: only when asked for
+    scenario = load_scenario(args)
+    token = os.environ.get("QUEUE_WORKER_TOKEN") or os.environ.get("QUEUE_TOKEN") or None
+    print(f"Playing '{scenario.name}' live, {args.speedup:g} times faster: "
+          f"{scenario.duration / args.speedup:.0f} s", file=sys.stderr)
+    result = run_live(scenario, args.speedup, url=args.url, token=token, folder=args.folder,
+                      progress=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.json:
+        json.dump(strict_json({"scenario": scenario.name, "speedup": args.speedup,
+                               "figures": result.summary}), out, indent=2, allow_nan=False)
+        print(file=out)
+    else:
+        print(f"Scenario '{scenario.name}' played live, {args.speedup:g} times faster; "
+              "figures in the scenario's own time", file=out)
+        print(f"{'figure':<22}{'live':>12}  unit", file=out)
+        for name, unit in FIGURES.items():
+            print(f"{name:<22}{result.summary[name]:>12.4g}  {unit}", file=out)
+    write_tables(result, args, out)
+    if args.plot:
+        from .plots import dashboard
+        dashboard(result, predictions(scenario), args.plot)
+        print(f"plot written to {args.plot}", file=out if not args.json else sys.stderr)
+    return 0
+
+
+def write_tables(result, args, out) -> None:
+    """The run's tasks, attempts, time series and summary as CSV files in ``args.csv``."""
+    if not args.csv:
+        return
+    import pandas as pd
+    os.makedirs(args.csv, exist_ok=True)
+    result.tasks.to_csv(os.path.join(args.csv, "tasks.csv"))
+    result.attempts.to_csv(os.path.join(args.csv, "attempts.csv"), index=False)
+    result.timeseries.to_csv(os.path.join(args.csv, "timeseries.csv"), index=False)
+    pd.DataFrame([result.summary], index=pd.Index([result.seed], name="seed")).to_csv(
+        os.path.join(args.csv, "summary.csv"))
+    print(f"tables written to {args.csv}", file=out if not args.json else sys.stderr)
+
+
 def main(argv: Optional[List[str]] = None, out=None) -> int:
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
@@ -159,7 +216,9 @@ def main(argv: Optional[List[str]] = None, out=None) -> int:
         if args.command == "show":
             print(load_scenario(args).to_json(), file=out)
             return 0
+        if args.command == "live":
+            return cmd_live(args, out)
         return cmd_run(args, out)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

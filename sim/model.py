@@ -37,6 +37,7 @@ from queue_system.stores.memory import MemoryStore
 from queue_system.worker.prefetch import Prefetch
 
 from . import records as R
+from .plan import producer_arrivals
 from .scenario import MAX_SAMPLES, Scenario
 from .summary import summarise
 
@@ -137,40 +138,21 @@ class Model:
 
     def _producer(self, index: int, producer, first_kind: int, counter: list):
         sc, env, rec = self.scenario, self.env, self.rec
-        rng = random.Random(self._seed(f"arrivals:{index}"))
-        mix_draw = random.Random(self._seed(f"mix:{index}")).random
-        delay_rng = random.Random(self._seed(f"delay:{index}"))
-        total = sum(k.share for k in producer.mix)
-        cumulative, acc = [], 0.0
-        for k in producer.mix:
-            acc += k.share / total
-            cumulative.append(acc)
-        # Per kind: (kind index, type, priority, delay sampler or None when never delayed).
-        kinds = [(first_kind + i, k.type, k.priority,
-                  None if k.delay.kind == "fixed" and k.delay.a == 0 else k.delay.sampler(delay_rng))
-                 for i, k in enumerate(producer.mix)]
-        single = kinds[0] if len(kinds) == 1 else None
         horizon = INF if sc.duration is None else sc.duration
         max_tasks = INF if sc.max_tasks is None else sc.max_tasks
         submit, max_retries = self.queue.submit, sc.max_retries
         timeout, idle, wake = env.timeout, self.idle, self._wake_one
         kind_append, created_append, ready_append = rec.kind.append, rec.created.append, rec.ready.append
         finished_append, status_append = rec.finished.append, rec.status.append
-        for t in producer.arrivals.times_from(rng, env.now, horizon):
-            if t > horizon or counter[0] >= max_tasks:
+        # The same plan the live runner submits (``plan``): same seed, same tasks.
+        for t, kind, type_, priority, delay in producer_arrivals(producer, self.seed, index,
+                                                                 first_kind, horizon):
+            if counter[0] >= max_tasks:
                 break
             yield timeout(t - env.now)
             if counter[0] >= max_tasks:  # another producer may have taken the last slot
                 break
             counter[0] += 1
-            if single is not None:
-                kind, type_, priority, delay = single
-            else:
-                u = mix_draw()
-                j = 0
-                while j < len(cumulative) - 1 and u >= cumulative[j]:
-                    j += 1
-                kind, type_, priority, delay = kinds[j]
             now = env.now
             row = len(rec.created)
             kind_append(kind)
@@ -182,7 +164,7 @@ class Model:
                     task = None
                 else:
                     task, _ = submit(type_, row, priority=priority, max_retries=max_retries,
-                                     delay=delay())
+                                     delay=delay)
             except QueueFull:
                 # The queue's capacity rule said no (HTTP 503 on the live server).
                 ready_append(now)

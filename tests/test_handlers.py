@@ -63,14 +63,31 @@ def test_handlers_are_found_by_module_and_name(handler_module):
     assert set(load_handlers("my_tasks:shout")) == {None}  # one function: every type
 
 
+def test_a_module_alone_means_its_handlers_even_in_a_package(handler_module):
+    package = handler_module / "shop"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text("HANDLERS = {'bill': lambda task: 'billed'}\n")
+    try:
+        assert load_handlers("my_tasks")["shout"](Task("t", "shout", {"text": "a"})) == "A"
+        assert load_handlers("shop.jobs")["bill"](Task("t", "bill", {})) == "billed"
+    finally:
+        for name in ("shop", "shop.jobs"):
+            sys.modules.pop(name, None)
+
+
 @pytest.mark.parametrize("spec, message", [
-    ("my_tasks", "MODULE:NAME"),
+    ("broken_tasks.", "MODULE or MODULE:NAME"),
+    ("my tasks", "MODULE or MODULE:NAME"),
+    ("no_such_module", "cannot import the handlers' module 'no_such_module'"),
+    ("raising_tasks", "'raising_tasks' failed: RuntimeError"),
+    ("textwrap", "module 'textwrap' defines no handlers: give it a HANDLERS dict"),
     ("no_such_module:HANDLERS", "cannot import"),
     ("my_tasks:MISSING", "has no 'MISSING'"),
     ("my_tasks:NOT_HANDLERS", "the handler for 'shout' is not a function but int"),
     ("my_tasks:NUMBER_KEYS", "the key 1 is not a task type"),
     ("my_tasks:NUMBER", "must be a function, or a non-empty dict .* not int"),
-    (".my_tasks:HANDLERS", "MODULE:NAME"),
+    (".my_tasks:HANDLERS", "MODULE or MODULE:NAME"),
     ("broken_tasks:HANDLERS", "importing the handlers' module 'broken_tasks' failed: SyntaxError"),
     ("raising_tasks:HANDLERS", "'raising_tasks' failed: RuntimeError: no database here"),
 ])

@@ -87,17 +87,27 @@ def lesson_handlers(work: SimulatedWork) -> Dict[Optional[str], Handler]:
     return {name: work for name in RESULTS}
 
 
-def load_handlers(spec: str) -> Dict[Optional[str], Handler]:
-    """Your own handlers, named ``MODULE:NAME`` (as uvicorn names an app).
+DEFAULT_NAME = "HANDLERS"  # what ``--handlers MODULE`` looks for in the module
 
-    ``NAME`` is a dict from task type to handler (the key ``None`` handles every
-    other type) or one function that handles every type. ``MODULE`` is imported
-    from the worker's Python path (its working folder, and ``PYTHONPATH``).
-    Raises ``ValueError`` saying what is wrong.
+
+def load_handlers(spec: str) -> Dict[Optional[str], Handler]:
+    """Your own handlers, named ``MODULE`` or ``MODULE:NAME`` (as uvicorn names an app).
+
+    ``MODULE`` alone means its ``HANDLERS``, as Celery and RQ workers import the
+    task functions of a module: ``--handlers myapp.tasks``. ``NAME`` is a dict
+    from task type to handler (the key ``None`` handles every other type) or
+    one function that handles every type. ``MODULE`` (``package.module`` if
+    it is in a package) is imported from the worker's Python path (its
+    working folder, and ``PYTHONPATH``). Raises ``ValueError`` saying what is
+    wrong.
     """
-    module_name, _, name = spec.partition(":")
-    if not module_name or not name or module_name.startswith("."):
-        raise ValueError(f"handlers must be given as MODULE:NAME, such as tasks:HANDLERS, not {spec!r}")
+    module_name, colon, name = spec.partition(":")
+    if not colon:
+        name = DEFAULT_NAME
+    if not module_name or not name or module_name.startswith(".") \
+            or not all(part.isidentifier() for part in module_name.split(".")):
+        raise ValueError(f"handlers must be given as MODULE or MODULE:NAME, such as tasks or "
+                         f"tasks:HANDLERS, not {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -108,6 +118,9 @@ def load_handlers(spec: str) -> Dict[Optional[str], Handler]:
     try:
         found = getattr(module, name)
     except AttributeError:
+        if not colon:
+            raise ValueError(f"module {module_name!r} defines no handlers: give it a HANDLERS "
+                             "dict from task type to function, or name one: MODULE:NAME") from None
         raise ValueError(f"module {module_name!r} has no {name!r}") from None
     if callable(found):
         return {None: found}

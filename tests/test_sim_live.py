@@ -1,0 +1,122 @@
+"""The live runner: a scenario played on a real server and real workers, read back as
+the simulation's records (short runs: a few dozen tasks, seconds)."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from queue_system.backoff import Backoff
+from queue_system.task import Task
+from sim.live import TimeScale, backoff_argument, check_playable, run_live, server_arguments
+from sim.live_handlers import LiveWork
+from sim.model import simulate
+from sim.plan import arrival_plan
+from sim.scenario import preset
+from sim.summary import FIGURES
+
+
+def test_time_scale_goes_both_ways():
+    scale = TimeScale(30.0, origin=1000.0)
+    assert scale.live_seconds(60) == 2.0
+    assert scale.live_at(600) == 1020.0
+    assert scale.scenario_time(1020.0) == pytest.approx(600)
+    assert scale.scenario_time(scale.live_at(123.4)) == pytest.approx(123.4)
+
+
+def test_the_servers_rules_are_the_scenarios_played_faster():
+    crash = preset("worker-crash")  # lease 30 s, exponential backoff from 1 s up to 60 s
+    assert server_arguments(crash, 30) == ["--lease", "1.0", "--backoff",
+                                           f"exponential:{1 / 30!r}:2.0"]
+    assert backoff_argument(Backoff("none"), 30) == "none"
+    assert backoff_argument(Backoff("fixed", 6.0), 3) == "fixed:2.0"
+    assert server_arguments(preset("overload"), 10)[-2:] == ["--capacity", "100"]
+
+
+@pytest.mark.parametrize("change, speedup, message", [
+    ({}, 31, "at most 30"),  # a 30 s lease would be under the server's 1 s
+    ({"duration": None, "max_tasks": 10}, 30, "needs a duration"),
+    ({}, 0, "positive"),
+    ({}, math.inf, "positive"),
+    ({"backoff": Backoff("exponential", factor=3.0)}, 30, "factor 2"),
+])
+def test_what_the_live_system_cannot_play_is_refused_with_the_reason(change, speedup, message):
+    with pytest.raises(ValueError, match=message):
+        check_playable(preset("worker-crash").replace(**change), speedup)
+
+
+@pytest.mark.parametrize("name", ["scheduled", "priorities"])
+def test_the_plan_is_the_simulations_own_arrivals(name):
+    scenario = preset(name).replace(duration=600.0, warmup=0.0)
+    plan = arrival_plan(scenario)
+    tasks = simulate(scenario).tasks
+    assert len(plan) == len(tasks) > 100
+    assert [a.time for a in plan] == list(tasks["created"])
+    assert [a.kind for a in plan] == list(tasks["kind"])
+    delayed = [a.time + a.delay if a.delay is not None else a.time for a in plan]
+    assert delayed == pytest.approx(list(tasks["ready"]))
+
+
+def test_a_live_attempt_draws_its_time_and_outcome_from_the_scenario(tmp_path):
+    scenario = preset("worker-crash")  # service uniform 1-3 s, 20% of attempts fail
+    work = LiveWork(scenario, speedup=1000.0, log_path=str(tmp_path / "attempts.jsonl"))
+    draws = [work.draw(row, 0, 1) for row in range(2000)]
+    assert draws[:50] == [work.draw(row, 0, 1) for row in range(50)]  # seeded: replayable
+    assert all(1.0 <= seconds <= 3.0 for seconds, _ in draws)
+    assert 0.17 < sum(fails for _, fails in draws) / len(draws) < 0.23
+    task = Task("t1", "email", {"row": 7, "kind": 0}, attempts=2, worker_id="worker-2")
+    seconds, fails = work.draw(7, 0, 2)
+    try:
+        work(task)
+    except Exception as exc:
+        assert fails and "failure" in str(exc)
+    else:
+        assert not fails
+    start, end = [json.loads(line) for line in
+                  (tmp_path / "attempts.jsonl").read_text().splitlines()]
+    assert start["row"] == end["row"] == 7 and start["attempt"] == end["attempt"] == 2
+    assert start["worker"] == "worker-2" and end["ok"] is not fails
+    assert end["end"] - start["start"] >= seconds / 1000.0
+
+
+def test_a_short_live_run_accounts_for_every_task_and_has_every_figure(tmp_path):
+    # 60 s of the lesson's failures and crashes at 20x: about 60 tasks in 3 s.
+    scenario = preset("worker-crash").replace(duration=60.0, warmup=0.0, workers=3,
+                                              crash_rate=1 / 20, restart_delay=10.0)
+    result = run_live(scenario, 20.0, folder=str(tmp_path))
+    planned = [a for a in arrival_plan(scenario) if a.time <= scenario.duration]
+    tasks, attempts = result.tasks, result.attempts
+    assert len(tasks) == len(planned) >= 30
+    assert list(tasks["kind"]) == [a.kind for a in planned]
+    statuses = tasks["status"].value_counts()
+    assert statuses.sum() == len(tasks) and statuses["completed"] > len(tasks) / 2
+    assert set(attempts["task"]) <= set(tasks.index)
+    for row, task in tasks[tasks["status"] == "completed"].iterrows():
+        mine = attempts[attempts["task"] == row]
+        assert list(mine["outcome"]).count("completed") == 1, (row, mine)
+        assert task["finished"] <= scenario.duration
+    assert (attempts["end"] >= attempts["start"]).all()
+    assert attempts["end"].max() <= scenario.duration + 1e-6
+    assert set(result.summary) == set(simulate(scenario).summary) >= set(FIGURES)
+    assert result.summary["created"] == len(tasks)
+    assert 0 < result.summary["utilisation"] <= 1
+    assert len(result.timeseries) > 10 and result.timeseries["time"].max() <= scenario.duration
+
+
+def test_the_command_line_plays_a_scenario_and_says_why_it_cannot(tmp_path):
+    played = subprocess.run(
+        [sys.executable, "-m", "sim", "live", "--scenario", "spike", "--duration", "60",
+         "--speedup", "30", "--json", "--folder", str(tmp_path), "--csv", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120)
+    assert played.returncode == 0, played.stderr
+    report = json.loads(played.stdout)
+    assert set(report["figures"]) >= set(FIGURES) and report["figures"]["created"] > 10
+    assert "submitted" in played.stderr  # progress shown while it runs
+    assert (tmp_path / "out" / "attempts.csv").exists()
+    refused = subprocess.run(
+        [sys.executable, "-m", "sim", "live", "--scenario", "worker-crash", "--speedup", "60"],
+        capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "at most 30" in refused.stderr
+    assert "Traceback" not in refused.stderr
