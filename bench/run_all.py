@@ -23,6 +23,7 @@ BENCHMARKS = {
     "end-to-end": "bench_end_to_end.py",  # (b) HTTP system against huey, 5,000 no-op tasks
     "recovery": "bench_recovery.py",      # (c) time until a killed worker's task runs again
     "sim": "bench_sim.py",                # the simulation against minimal SimPy and Ciw
+    "live": "bench_live.py",              # presets played live against the simulation's prediction
 }
 
 

@@ -6,6 +6,7 @@ A lab bench for the lesson::
     python -m sim show --scenario spike           # a preset as JSON, to copy and edit
     python -m sim run --scenario spike --replications 10 --plot spike.png --csv out/
     python -m sim run --config my.json --workers 5 --seed 7
+    python -m sim live --scenario spike --speedup 30   # the same, on a real server and workers
 
 ``run`` prints each summary figure (with its 95% interval when replicated,
 one that never leaves the figure's range: see ``replications``) beside the
@@ -25,6 +26,7 @@ import sys
 from typing import List, Optional
 
 from queue_system.arguments import positive
+from queue_system.client import ApiError, ServerUnreachable
 
 from .compare import no_theory_reason, predictions
 from .model import simulate
@@ -42,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate a scenario")
     for p in (show, run):
         add_scenario_options(p)
+        p.add_argument("--trace", help="a folder written by 'live --csv' or 'run --csv': replay "
+                                       "its arrivals, with service times and failures fitted "
+                                       "from its attempts (what if...?)")
     run.add_argument("--replications", type=positive(int), default=1,
                      help="independent runs (seeds), at least 1")
     run.add_argument("--processes", type=positive(int), default=1,
@@ -55,14 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--speedup", type=positive(float), default=30.0,
                       help="play every duration this many times faster (default 30: an hour "
                            "in two minutes)")
-    live.add_argument("--url", help="drive a server already running (default: start one on "
-                                    "127.0.0.1); the scenario's lease and backoff are then the "
-                                    "server's own")
+    live.add_argument("--url", help="drive a server already running, and otherwise idle "
+                                    "(default: start one on 127.0.0.1); its backoff and "
+                                    "capacity are then its own, the lease the scenario's")
     live.add_argument("--folder", help="where the run's database and logs go (default: a "
                                        "temporary folder)")
-    live.add_argument("--plot", help="write the live run's dashboard to this PNG/SVG/PDF file")
-    live.add_argument("--csv", help="write the live run's tables into this directory")
-    live.add_argument("--json", action="store_true", help="print the summary as JSON")
+    live.add_argument("--plot", help="write queue length and busy workers over time, the "
+                                     "simulation's band behind the live run, to this "
+                                     "PNG/SVG/PDF file")
+    live.add_argument("--csv", help="write the live run's tables and comparison.csv into this "
+                                    "directory")
+    live.add_argument("--replications", type=positive(int), default=20,
+                      help="simulated runs to predict from (default 20)")
+    live.add_argument("--claim-ms", type=float, default=None,
+                      help="a live claim's round trip in ms, for the calibrated prediction "
+                           "(default: the value measured on the project machine, 4.4 ms)")
+    live.add_argument("--json", action="store_true", help="print the comparison as JSON")
     return parser
 
 
@@ -73,9 +86,20 @@ def add_scenario_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, help="override the simulated seconds")
     p.add_argument("--seed", type=int, help="override the seed")
     p.add_argument("--failure-p", type=float, help="override the failure probability")
+    p.add_argument("--lease", type=float, help="override the lease, in seconds")
 
 
 def load_scenario(args) -> Scenario:
+    if getattr(args, "trace", None):
+        from .trace import read_trace, scenario_from_trace
+        tasks, attempts, base, end = read_trace(args.trace)
+        if base is None:  # no scenario.json beside the trace: the one named, or steady
+            base = load_base(args)
+        return apply_overrides(scenario_from_trace(tasks, attempts, base, end), args)
+    return apply_overrides(load_base(args), args)
+
+
+def load_base(args) -> Scenario:
     if args.config:
         with open(args.config, encoding="utf-8") as f:
             try:
@@ -84,8 +108,12 @@ def load_scenario(args) -> Scenario:
                 raise ValueError(f"{args.config}: {e}") from None
     else:
         scenario = preset(args.scenario)
+    return scenario
+
+
+def apply_overrides(scenario: Scenario, args) -> Scenario:
     changes = {"workers": args.workers, "duration": args.duration, "seed": args.seed,
-               "failure_p": args.failure_p}
+               "failure_p": args.failure_p, "lease_seconds": args.lease}
     return scenario.replace(**{k: v for k, v in changes.items() if v is not None})
 
 
@@ -151,6 +179,7 @@ def cmd_run(args, out) -> int:
         first.tasks.to_csv(os.path.join(args.csv, "tasks.csv"))
         first.attempts.to_csv(os.path.join(args.csv, "attempts.csv"), index=False)
         first.timeseries.to_csv(os.path.join(args.csv, "timeseries.csv"), index=False)
+        write_scenario(scenario, args.csv)
         runs = reps.runs if reps is not None else None
         if runs is None:
             import pandas as pd
@@ -167,33 +196,80 @@ def cmd_run(args, out) -> int:
 
 
 def cmd_live(args, out) -> int:
-    from .live import run_live  # starts processes: only when asked for
+    from .live import LIVE_CLAIM_SECONDS, calibrated, check_playable, run_live
+    from .verify import claim_round_trip, compare, format_comparison
     scenario = load_scenario(args)
+    check_playable(scenario, args.speedup)
+    claim = LIVE_CLAIM_SECONDS if args.claim_ms is None else args.claim_ms / 1000
+    if not (math.isfinite(claim) and claim >= 0):
+        raise ValueError("--claim-ms must be a number of milliseconds, zero or more")
+    if args.replications < 2:
+        raise ValueError("--replications must be at least 2: one run has no interval")
+    model = calibrated(scenario, args.speedup, claim)  # checked now, not after the run
+    if args.plot:
+        check_plot_path(args.plot)
     token = os.environ.get("QUEUE_WORKER_TOKEN") or os.environ.get("QUEUE_TOKEN") or None
     print(f"Playing '{scenario.name}' live, {args.speedup:g} times faster: "
           f"{scenario.duration / args.speedup:.0f} s", file=sys.stderr)
-    result = run_live(scenario, args.speedup, url=args.url, token=token, folder=args.folder,
-                      progress=lambda line: print(line, file=sys.stderr, flush=True))
+    live = run_live(scenario, args.speedup, url=args.url, token=token, folder=args.folder,
+                    progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"Predicting from {args.replications} simulated runs...", file=sys.stderr)
+    # Seeds after the live run's own: its arrivals are not also one of the predictions'.
+    plain = replicate(scenario, args.replications, first_seed=scenario.seed + 1)
+    predicted = replicate(model, args.replications, keep=bool(args.plot),
+                          first_seed=scenario.seed + 1)
+    table = compare(live.summary, predicted.runs)
+    table.insert(1, "uncalibrated", [plain.runs[name].mean() for name in table.index])
+    measured = claim_round_trip(live)
+    calibration = {"claim_seconds_live": claim, "claim_seconds_scenario": model.claim_seconds,
+                   "claim_seconds_measured_live": measured / args.speedup}
     if args.json:
         json.dump(strict_json({"scenario": scenario.name, "speedup": args.speedup,
-                               "figures": result.summary}), out, indent=2, allow_nan=False)
+                               "replications": args.replications, "calibration": calibration,
+                               "comparison": table.to_dict(orient="index")}),
+                  out, indent=2, allow_nan=False)
         print(file=out)
     else:
-        print(f"Scenario '{scenario.name}' played live, {args.speedup:g} times faster; "
-              "figures in the scenario's own time", file=out)
-        print(f"{'figure':<22}{'live':>12}  unit", file=out)
-        for name, unit in FIGURES.items():
-            print(f"{name:<22}{result.summary[name]:>12.4g}  {unit}", file=out)
-    write_tables(result, args, out)
+        print(f"Scenario '{scenario.name}' played live {args.speedup:g} times faster, against "
+              f"{args.replications} simulated runs; every figure in the scenario's time", file=out)
+        print(f"Calibration: a claim's round trip of {claim * 1000:.1f} ms live, "
+              f"{model.claim_seconds:.3g} s of scenario time (this run measured "
+              f"{measured / args.speedup * 1000:.1f} ms)", file=out)
+        for line in format_comparison(table):
+            print(line, file=out)
+        moved = [name for name in ("mean_wait", "p95_wait", "utilisation", "throughput")
+                 if name in table.index]
+        print("Calibration moved the prediction: " + ", ".join(
+            f"{name} {table.loc[name, 'uncalibrated']:.3g} -> {table.loc[name, 'simulated']:.3g}"
+            for name in moved), file=out)
+    # The calibrated scenario beside the tables: a what-if of this trace (run --trace)
+    # starts from the live system's model, its claim round trip included.
+    write_tables(live, args, out, scenario=model)
+    if args.csv:
+        table.to_csv(os.path.join(args.csv, "comparison.csv"))
     if args.plot:
-        from .plots import dashboard
-        dashboard(result, predictions(scenario), args.plot)
+        from .verify import plot_comparison
+        plot_comparison(live, predicted.results, args.plot)
         print(f"plot written to {args.plot}", file=out if not args.json else sys.stderr)
     return 0
 
 
-def write_tables(result, args, out) -> None:
-    """The run's tasks, attempts, time series and summary as CSV files in ``args.csv``."""
+def check_plot_path(path: str) -> None:
+    """Refuse a plot file matplotlib cannot write, before the work that leads to it."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in (".png", ".svg", ".pdf"):
+        raise ValueError(f"--plot {path!r}: give a .png, .svg or .pdf file")
+
+
+def write_scenario(scenario: Scenario, folder: str) -> None:
+    """The scenario beside its tables: a trace replayed later (``--trace``) keeps its settings."""
+    with open(os.path.join(folder, "scenario.json"), "w", encoding="utf-8") as f:
+        f.write(scenario.to_json())
+
+
+def write_tables(result, args, out, scenario: Optional[Scenario] = None) -> None:
+    """The run's tasks, attempts, time series and summary as CSV files in ``args.csv``,
+    and ``scenario`` (by default the run's) as ``scenario.json``."""
     if not args.csv:
         return
     import pandas as pd
@@ -203,6 +279,7 @@ def write_tables(result, args, out) -> None:
     result.timeseries.to_csv(os.path.join(args.csv, "timeseries.csv"), index=False)
     pd.DataFrame([result.summary], index=pd.Index([result.seed], name="seed")).to_csv(
         os.path.join(args.csv, "summary.csv"))
+    write_scenario(scenario or result.scenario, args.csv)
     print(f"tables written to {args.csv}", file=out if not args.json else sys.stderr)
 
 
@@ -219,6 +296,6 @@ def main(argv: Optional[List[str]] = None, out=None) -> int:
         if args.command == "live":
             return cmd_live(args, out)
         return cmd_run(args, out)
-    except (ValueError, OSError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError, ApiError, ServerUnreachable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

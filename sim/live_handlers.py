@@ -57,12 +57,16 @@ class LiveWork:
             self._log.flush()
 
     def __call__(self, task: Task) -> Any:
-        row, kind = task.payload["row"], task.payload["kind"]
+        payload = task.payload if isinstance(task.payload, dict) else {}
+        if "row" not in payload or "kind" not in payload:
+            raise ValueError(f"task {task.id} is not a task of a live run (no row, kind)")
+        row, kind, run = payload["row"], payload["kind"], payload.get("run")
         seconds, fails = self.draw(row, kind, task.attempts)
-        self.write({"row": row, "attempt": task.attempts, "worker": task.worker_id,
+        self.write({"run": run, "row": row, "attempt": task.attempts, "worker": task.worker_id,
                     "start": time.time()})
         time.sleep(seconds / self.speedup)
-        self.write({"row": row, "attempt": task.attempts, "end": time.time(), "ok": not fails})
+        self.write({"run": run, "row": row, "attempt": task.attempts, "end": time.time(),
+                    "ok": not fails})
         if fails:
             raise AttemptFailed("the scenario's failure_p drew a failure")
         return {"row": row}

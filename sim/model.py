@@ -231,6 +231,7 @@ class Model:
         att_task, att_worker = rec.att_task.append, rec.att_worker.append
         att_start, att_end, att_outcome = rec.att_start.append, rec.att_end.append, rec.att_outcome.append
         current, orphans = self.current, self.orphans
+        claim_seconds = sc.claim_seconds
         # A worker heartbeats only when a task runs longer than half its lease, as a
         # real worker would; for ordinary tasks this costs nothing.
         beat = sc.lease_seconds / 2
@@ -256,6 +257,8 @@ class Model:
                     parked = None
                     continue
                 unstarted[:] = tasks
+                if claim_seconds:  # the claim's round trip, before the first task starts
+                    yield timeout(claim_seconds)
             except simpy.Interrupt:
                 yield from self._crashed(w, parked)
                 parked = None

@@ -133,6 +133,10 @@ class Scenario:
     max_retries: int = 3            # failures before the dead letter (= most attempts)
     backoff: Backoff = Backoff("none")
     capacity: Optional[int] = None  # most tasks waiting; beyond it a submission is refused
+    # Seconds from a worker's claim to the start of what it claimed: the HTTP round trip
+    # of a live worker (its report rides on it). 0: the textbook's worker, which starts at
+    # once. ``sim live`` measures it and predicts with it (see ``verify``).
+    claim_seconds: float = 0.0
     duration: float = 3600.0        # arrivals stop then; None: run until max_tasks are done
     max_tasks: Optional[int] = None  # stop arrivals after this many tasks
     warmup: float = 0.0             # summary figures ignore what happens before this
@@ -164,6 +168,7 @@ class Scenario:
             raise ValueError(f"backoff must be a Backoff, not {self.backoff!r}")
         if self.capacity is not None:
             whole("capacity", self.capacity, low=0)
+        number("claim_seconds", self.claim_seconds, low=0)
         whole("seed", self.seed)
 
     def _check_run_length(self) -> None:

@@ -10,7 +10,9 @@ import pytest
 
 from queue_system.backoff import Backoff
 from queue_system.task import Task
-from sim.live import TimeScale, backoff_argument, check_playable, run_live, server_arguments
+from sim import records as R
+from sim.live import (LiveRun, TimeScale, backoff_argument, check_playable, run_live,
+                      server_arguments)
 from sim.live_handlers import LiveWork
 from sim.model import simulate
 from sim.plan import arrival_plan
@@ -41,6 +43,7 @@ def test_the_servers_rules_are_the_scenarios_played_faster():
     ({}, 0, "positive"),
     ({}, math.inf, "positive"),
     ({"backoff": Backoff("exponential", factor=3.0)}, 30, "factor 2"),
+    ({}, 0.001, "prefetch budget above a minute"),
 ])
 def test_what_the_live_system_cannot_play_is_refused_with_the_reason(change, speedup, message):
     with pytest.raises(ValueError, match=message):
@@ -96,7 +99,10 @@ def test_a_short_live_run_accounts_for_every_task_and_has_every_figure(tmp_path)
     for row, task in tasks[tasks["status"] == "completed"].iterrows():
         mine = attempts[attempts["task"] == row]
         assert list(mine["outcome"]).count("completed") == 1, (row, mine)
-        assert task["finished"] <= scenario.duration
+        done = mine[mine["outcome"] == "completed"]["end"].iloc[0]
+        assert task["finished"] == done <= scenario.duration  # at its attempt's end
+        assert (mine["start"] <= done).all()
+    assert (attempts["outcome"] == "crashed").any()  # 9 crashes are expected: some hit work
     assert (attempts["end"] >= attempts["start"]).all()
     assert attempts["end"].max() <= scenario.duration + 1e-6
     assert set(result.summary) == set(simulate(scenario).summary) >= set(FIGURES)
@@ -108,15 +114,64 @@ def test_a_short_live_run_accounts_for_every_task_and_has_every_figure(tmp_path)
 def test_the_command_line_plays_a_scenario_and_says_why_it_cannot(tmp_path):
     played = subprocess.run(
         [sys.executable, "-m", "sim", "live", "--scenario", "spike", "--duration", "60",
-         "--speedup", "30", "--json", "--folder", str(tmp_path), "--csv", str(tmp_path / "out")],
+         "--speedup", "30", "--replications", "5", "--json", "--folder", str(tmp_path),
+         "--csv", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=120)
     assert played.returncode == 0, played.stderr
     report = json.loads(played.stdout)
-    assert set(report["figures"]) >= set(FIGURES) and report["figures"]["created"] > 10
+    assert set(report["comparison"]) == set(FIGURES)
+    assert {"simulated", "low", "high", "live", "difference", "verdict", "uncalibrated"} <= set(
+        report["comparison"]["mean_wait"])
+    assert report["calibration"]["claim_seconds_scenario"] == pytest.approx(0.0044 * 30)
+    assert report["calibration"]["claim_seconds_measured_live"] > 0
     assert "submitted" in played.stderr  # progress shown while it runs
     assert (tmp_path / "out" / "attempts.csv").exists()
+    assert (tmp_path / "out" / "comparison.csv").exists()
     refused = subprocess.run(
         [sys.executable, "-m", "sim", "live", "--scenario", "worker-crash", "--speedup", "60"],
         capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "at most 30" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_success_its_worker_was_killed_before_reporting_counts_as_a_crash(tmp_path):
+    """The log says it succeeded; the server never heard (the kill came first) and ran the
+    task again. As in the model, the first attempt crashed, at the kill."""
+    run = LiveRun(preset("worker-crash"), 30.0, folder=str(tmp_path))
+    run.end_live, run.run_id = 100.0, "r1"
+    first, second = tmp_path / "a-0.jsonl", tmp_path / "a-1.jsonl"
+    lines = lambda *entries: "".join(json.dumps({"run": "r1", **e}) + "\n" for e in entries)  # noqa: E731
+    first.write_text(lines(
+        {"row": 0, "attempt": 1, "start": 10.0}, {"row": 0, "attempt": 1, "end": 11.0, "ok": True},
+        {"row": 1, "attempt": 1, "start": 11.2}, {"row": 1, "attempt": 1, "end": 12.0, "ok": True},
+        {"row": 2, "attempt": 1, "start": 12.1},
+        {"row": 9, "attempt": 1, "start": 1.0, "run": "another run"}))
+    second.write_text(lines(
+        {"row": 0, "attempt": 2, "start": 20.0}, {"row": 0, "attempt": 2, "end": 21.0, "ok": True},
+        {"row": 2, "attempt": 2, "start": 30.0}))
+    run.incarnations = [[0, first, 12.5], [0, second, None]]
+    attempts = sorted(run._attempts())
+    assert attempts == [
+        (0, 0, 10.0, 12.5, R.CRASHED),    # succeeded, unreported, ran again
+        (0, 0, 20.0, 21.0, R.OK),
+        (1, 0, 11.2, 12.0, R.OK),         # reported before the kill (nothing ran it again)
+        (2, 0, 12.1, 12.5, R.CRASHED),    # cut short by the kill
+        (2, 0, 30.0, 100.0, R.UNFINISHED),  # still running at the end
+    ]  # and row 9, another run's task on the same server, is not this run's
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--config", "CONFIG"], "needs a duration"),
+    (["--replications", "1"], "at least 2"),
+    (["--plot", "out.gif"], ".png, .svg or .pdf"),
+    (["--claim-ms", "nan"], "--claim-ms"),
+])
+def test_bad_live_options_are_refused_before_anything_starts(tmp_path, argv, message):
+    config = tmp_path / "endless.json"
+    config.write_text(json.dumps({"preset": "steady", "duration": None, "max_tasks": 50}))
+    argv = [str(config) if a == "CONFIG" else a for a in argv]
+    refused = subprocess.run([sys.executable, "-m", "sim", "live", "--folder", str(tmp_path),
+                              *argv], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not list(tmp_path.glob("sim-live-*"))  # no run was started
