@@ -73,7 +73,10 @@ def compare(live: Dict[str, float], runs: pd.DataFrame,
         rows[name] = {"simulated": row["mean"], "low": row["low"], "high": row["high"],
                       "live": value, "difference": difference,
                       "verdict": verdict(value, row), "unit": FIGURES[name]}
-    frame = pd.DataFrame(rows).T
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    for column in ("simulated", "low", "high", "live", "difference"):
+        if column in frame:
+            frame[column] = frame[column].astype(float)
     frame.index.name = "figure"
     return frame
 
@@ -113,13 +116,13 @@ def band(timeseries: Sequence[pd.DataFrame], column: str, window: float,
     return frame
 
 
-def plot_comparison(live, simulated: Sequence, path: str) -> None:
+def plot_comparison(live, simulated: Sequence, path: Optional[str] = None):
     """Queue length and busy workers over time, each averaged over a thirtieth of the
     run: the simulation's 95% band (over its runs, ``Result`` objects) behind the live
-    run's line."""
-    import matplotlib
-    matplotlib.use("Agg")
+    run's line. Written to ``path``, or returned as a figure."""
     import matplotlib.pyplot as plt
+    if path is not None:
+        plt.switch_backend("Agg")  # a file: no screen needed
 
     series = [r.timeseries for r in simulated]
     window = live.scenario.duration / 30  # two minutes of an hour
@@ -140,8 +143,11 @@ def plot_comparison(live, simulated: Sequence, path: str) -> None:
     axes[-1].set_xlabel("scenario time (minutes)")
     fig.suptitle(f"'{live.scenario.name}': prediction and live run")
     fig.tight_layout()
+    if path is None:
+        return fig  # for a notebook to show
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return None
 
 
 def claim_round_trip(result) -> float:

@@ -26,7 +26,7 @@ from live import ROOT, free_port, wait_for
 NOTEBOOKS = ROOT / "notebooks"
 SERIES = ["00-start-here", "01-the-queue-step-by-step", "02-over-http", "03-fault-tolerance",
           "04-exercises", "05-scaling-and-docker-compose", "06-traffic-spikes-and-capacity",
-          "07-queueing-theory"]
+          "07-queueing-theory", "08-predict-then-verify"]
 LABS = SERIES[1:] + ["04-solutions"]
 MAX_BYTES = 500 * 1024
 
