@@ -22,6 +22,7 @@ import json
 import math
 import numbers
 import os
+import statistics
 import sys
 from typing import List, Optional
 
@@ -196,7 +197,7 @@ def cmd_run(args, out) -> int:
 
 
 def cmd_live(args, out) -> int:
-    from .live import LIVE_CLAIM_SECONDS, calibrated, check_playable, run_live
+    from .live import LIVE_CLAIM_SECONDS, LIVE_RESTART_SECONDS, LiveRun, calibrated, check_playable
     from .verify import claim_round_trip, compare, format_comparison
     scenario = load_scenario(args)
     check_playable(scenario, args.speedup)
@@ -211,8 +212,9 @@ def cmd_live(args, out) -> int:
     token = os.environ.get("QUEUE_WORKER_TOKEN") or os.environ.get("QUEUE_TOKEN") or None
     print(f"Playing '{scenario.name}' live, {args.speedup:g} times faster: "
           f"{scenario.duration / args.speedup:.0f} s", file=sys.stderr)
-    live = run_live(scenario, args.speedup, url=args.url, token=token, folder=args.folder,
-                    progress=lambda line: print(line, file=sys.stderr, flush=True))
+    runner = LiveRun(scenario, args.speedup, url=args.url, token=token, folder=args.folder,
+                     progress=lambda line: print(line, file=sys.stderr, flush=True))
+    live = runner.run()
     print(f"Predicting from {args.replications} simulated runs...", file=sys.stderr)
     # Seeds after the live run's own: its arrivals are not also one of the predictions'.
     plain = replicate(scenario, args.replications, first_seed=scenario.seed + 1)
@@ -221,8 +223,21 @@ def cmd_live(args, out) -> int:
     table = compare(live.summary, predicted.runs)
     table.insert(1, "uncalibrated", [plain.runs[name].mean() for name in table.index])
     measured = claim_round_trip(live)
+    restarts = runner.restart_seconds
     calibration = {"claim_seconds_live": claim, "claim_seconds_scenario": model.claim_seconds,
                    "claim_seconds_measured_live": measured / args.speedup}
+    # How much each cost moves the prediction: the textbook's worker, then the claim's
+    # round trip alone, then (where workers crash) the restart's start-up as well.
+    steps = [("textbook", plain)]
+    if scenario.crash_rate > 0:
+        claim_only = replicate(calibrated(scenario, args.speedup, claim, 0.0),
+                               args.replications, first_seed=scenario.seed + 1)
+        steps += [("+ claim round trip", claim_only), ("+ restart start-up", predicted)]
+        calibration.update(restart_seconds_live=LIVE_RESTART_SECONDS,
+                           restart_seconds_measured_live=(
+                               statistics.median(restarts) if restarts else None))
+    else:
+        steps.append(("+ claim round trip", predicted))
     if args.json:
         json.dump(strict_json({"scenario": scenario.name, "speedup": args.speedup,
                                "replications": args.replications, "calibration": calibration,
@@ -235,13 +250,17 @@ def cmd_live(args, out) -> int:
         print(f"Calibration: a claim's round trip of {claim * 1000:.1f} ms live, "
               f"{model.claim_seconds:.3g} s of scenario time (this run measured "
               f"{measured / args.speedup * 1000:.1f} ms)", file=out)
+        if scenario.crash_rate > 0:
+            seen = (f"this run measured {statistics.median(restarts):.2f} s over {len(restarts)} "
+                    "restarts" if restarts else "no restart in this run")
+            print(f"             a restarted worker's start-up of {LIVE_RESTART_SECONDS:.2f} s "
+                  f"live, added to the restart delay ({seen})", file=out)
         for line in format_comparison(table):
             print(line, file=out)
-        moved = [name for name in ("mean_wait", "p95_wait", "utilisation", "throughput")
-                 if name in table.index]
-        print("Calibration moved the prediction: " + ", ".join(
-            f"{name} {table.loc[name, 'uncalibrated']:.3g} -> {table.loc[name, 'simulated']:.3g}"
-            for name in moved), file=out)
+        print("What each cost does to the prediction (simulated means):", file=out)
+        for name in ("throughput", "utilisation", "mean_wait", "p95_wait"):
+            print(f"  {name:<12}" + " -> ".join(f"{label} {runs.runs[name].mean():.3g}"
+                                               for label, runs in steps), file=out)
     # The calibrated scenario beside the tables: a what-if of this trace (run --trace)
     # starts from the live system's model, its claim round trip included.
     write_tables(live, args, out, scenario=model)

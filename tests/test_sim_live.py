@@ -11,7 +11,7 @@ import pytest
 from queue_system.backoff import Backoff
 from queue_system.task import Task
 from sim import records as R
-from sim.live import (LiveRun, TimeScale, backoff_argument, check_playable, run_live,
+from sim.live import (LiveRun, TimeScale, backoff_argument, calibrated, check_playable,
                       server_arguments)
 from sim.live_handlers import LiveWork
 from sim.model import simulate
@@ -26,6 +26,15 @@ def test_time_scale_goes_both_ways():
     assert scale.live_at(600) == 1020.0
     assert scale.scenario_time(1020.0) == pytest.approx(600)
     assert scale.scenario_time(scale.live_at(123.4)) == pytest.approx(123.4)
+
+
+def test_the_calibrated_model_pays_the_live_costs_in_scenario_time():
+    crash = calibrated(preset("worker-crash"), 30, claim_seconds=0.004, restart_seconds=0.3)
+    assert crash.claim_seconds == pytest.approx(0.12)
+    assert crash.restart_delay == pytest.approx(30 + 9)  # 0.3 s live is 9 s at 30x
+    steady = calibrated(preset("steady"), 30, claim_seconds=0.004, restart_seconds=0.3)
+    assert steady.restart_delay == preset("steady").restart_delay  # no crash: nothing to pay
+    assert steady.replace(claim_seconds=0) == preset("steady")
 
 
 def test_the_servers_rules_are_the_scenarios_played_faster():
@@ -88,7 +97,10 @@ def test_a_short_live_run_accounts_for_every_task_and_has_every_figure(tmp_path)
     # 60 s of the lesson's failures and crashes at 20x: about 60 tasks in 3 s.
     scenario = preset("worker-crash").replace(duration=60.0, warmup=0.0, workers=3,
                                               crash_rate=1 / 20, restart_delay=10.0)
-    result = run_live(scenario, 20.0, folder=str(tmp_path))
+    runner = LiveRun(scenario, 20.0, folder=str(tmp_path))
+    result = runner.run()
+    # Each restart's start-up was timed: a new process, ready to claim, within seconds.
+    assert runner.restart_seconds and all(0 < s < 10 for s in runner.restart_seconds)
     planned = [a for a in arrival_plan(scenario) if a.time <= scenario.duration]
     tasks, attempts = result.tasks, result.attempts
     assert len(tasks) == len(planned) >= 30
