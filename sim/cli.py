@@ -176,16 +176,7 @@ def cmd_run(args, out) -> int:
             th = "" if math.isnan(row["theory"]) else f"{row['theory']:.4g}"
             print(f"{name:<22}{row['mean']:>12.4g}{interval:>24}{th:>10}  {row['unit']}", file=out)
     if args.csv:
-        os.makedirs(args.csv, exist_ok=True)
-        first.tasks.to_csv(os.path.join(args.csv, "tasks.csv"))
-        first.attempts.to_csv(os.path.join(args.csv, "attempts.csv"), index=False)
-        first.timeseries.to_csv(os.path.join(args.csv, "timeseries.csv"), index=False)
-        write_scenario(scenario, args.csv)
-        runs = reps.runs if reps is not None else None
-        if runs is None:
-            import pandas as pd
-            runs = pd.DataFrame([first.summary], index=pd.Index([first.seed], name="seed"))
-        runs.to_csv(os.path.join(args.csv, "summary.csv"))
+        write_tables(first, args.csv, runs=reps.runs if reps is not None else None)
         if reps is not None:  # one run has no interval: the file would be all blanks
             reps.ci().to_csv(os.path.join(args.csv, "confidence_intervals.csv"))
         print(f"tables written to {args.csv}", file=out if not args.json else sys.stderr)
@@ -263,9 +254,10 @@ def cmd_live(args, out) -> int:
                                                for label, runs in steps), file=out)
     # The calibrated scenario beside the tables: a what-if of this trace (run --trace)
     # starts from the live system's model, its claim round trip included.
-    write_tables(live, args, out, scenario=model)
     if args.csv:
+        write_tables(live, args.csv, scenario=model)
         table.to_csv(os.path.join(args.csv, "comparison.csv"))
+        print(f"tables written to {args.csv}", file=out if not args.json else sys.stderr)
     if args.plot:
         from .verify import plot_comparison
         plot_comparison(live, predicted.results, args.plot)
@@ -286,20 +278,20 @@ def write_scenario(scenario: Scenario, folder: str) -> None:
         f.write(scenario.to_json())
 
 
-def write_tables(result, args, out, scenario: Optional[Scenario] = None) -> None:
-    """The run's tasks, attempts, time series and summary as CSV files in ``args.csv``,
-    and ``scenario`` (by default the run's) as ``scenario.json``."""
-    if not args.csv:
-        return
+def write_tables(result, folder: str, scenario: Optional[Scenario] = None,
+                 runs=None) -> None:
+    """A run's tasks, attempts and time series as CSV files in ``folder``, its summary
+    (or ``runs``, one summary per replication), and ``scenario`` (by default the run's)
+    as ``scenario.json``."""
     import pandas as pd
-    os.makedirs(args.csv, exist_ok=True)
-    result.tasks.to_csv(os.path.join(args.csv, "tasks.csv"))
-    result.attempts.to_csv(os.path.join(args.csv, "attempts.csv"), index=False)
-    result.timeseries.to_csv(os.path.join(args.csv, "timeseries.csv"), index=False)
-    pd.DataFrame([result.summary], index=pd.Index([result.seed], name="seed")).to_csv(
-        os.path.join(args.csv, "summary.csv"))
-    write_scenario(scenario or result.scenario, args.csv)
-    print(f"tables written to {args.csv}", file=out if not args.json else sys.stderr)
+    os.makedirs(folder, exist_ok=True)
+    result.tasks.to_csv(os.path.join(folder, "tasks.csv"))
+    result.attempts.to_csv(os.path.join(folder, "attempts.csv"), index=False)
+    result.timeseries.to_csv(os.path.join(folder, "timeseries.csv"), index=False)
+    if runs is None:
+        runs = pd.DataFrame([result.summary], index=pd.Index([result.seed], name="seed"))
+    runs.to_csv(os.path.join(folder, "summary.csv"))
+    write_scenario(scenario or result.scenario, folder)
 
 
 def main(argv: Optional[List[str]] = None, out=None) -> int:
