@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--claim-ms", type=float, default=None,
                       help="a live claim's round trip in ms, for the calibrated prediction "
                            "(default: the value measured on the project machine, 4.4 ms)")
+    live.add_argument("--calibrate", choices=("defaults", "run"), default="defaults",
+                      help="the live costs the prediction adds: 'defaults', measured on the "
+                           "project machine (or --claim-ms), or 'run', as this live run "
+                           "measured them on this machine (its claim round trip, its "
+                           "restarts' start-up)")
     live.add_argument("--json", action="store_true", help="print the comparison as JSON")
     return parser
 
@@ -188,16 +193,20 @@ def cmd_run(args, out) -> int:
 
 
 def cmd_live(args, out) -> int:
-    from .live import LIVE_CLAIM_SECONDS, LIVE_RESTART_SECONDS, LiveRun, calibrated, check_playable
+    from .calibration import (LIVE_CLAIM_SECONDS, LIVE_RESTART_SECONDS, calibrated,
+                              costs_of_run, predict)
+    from .live import LiveRun, check_playable
     from .verify import claim_round_trip, compare, format_comparison
     scenario = load_scenario(args)
     check_playable(scenario, args.speedup)
+    if args.claim_ms is not None and args.calibrate == "run":
+        raise ValueError("--claim-ms and --calibrate run both say what a claim costs: give one")
     claim = LIVE_CLAIM_SECONDS if args.claim_ms is None else args.claim_ms / 1000
     if not (math.isfinite(claim) and claim >= 0):
         raise ValueError("--claim-ms must be a number of milliseconds, zero or more")
     if args.replications < 2:
         raise ValueError("--replications must be at least 2: one run has no interval")
-    model = calibrated(scenario, args.speedup, claim)  # checked now, not after the run
+    calibrated(scenario, args.speedup, claim)  # checked now, not after the run
     if args.plot:
         check_plot_path(args.plot)
     token = os.environ.get("QUEUE_WORKER_TOKEN") or os.environ.get("QUEUE_TOKEN") or None
@@ -206,29 +215,25 @@ def cmd_live(args, out) -> int:
     runner = LiveRun(scenario, args.speedup, url=args.url, token=token, folder=args.folder,
                      progress=lambda line: print(line, file=sys.stderr, flush=True))
     live = runner.run()
+    measured, restarts = claim_round_trip(live) / args.speedup, runner.restart_seconds
+    restart = LIVE_RESTART_SECONDS
+    if args.calibrate == "run":
+        claim, restart = costs_of_run(live, args.speedup, restarts)
+    source = "as this run measured it" if args.calibrate == "run" else (
+        "the project machine's" if args.claim_ms is None else "--claim-ms")
     print(f"Predicting from {args.replications} simulated runs...", file=sys.stderr)
-    # Seeds after the live run's own: its arrivals are not also one of the predictions'.
-    plain = replicate(scenario, args.replications, first_seed=scenario.seed + 1)
-    predicted = replicate(model, args.replications, keep=bool(args.plot),
-                          first_seed=scenario.seed + 1)
-    table = compare(live.summary, predicted.runs)
-    table.insert(1, "uncalibrated", [plain.runs[name].mean() for name in table.index])
-    measured = claim_round_trip(live)
-    restarts = runner.restart_seconds
-    calibration = {"claim_seconds_live": claim, "claim_seconds_scenario": model.claim_seconds,
-                   "claim_seconds_measured_live": measured / args.speedup}
-    # How much each cost moves the prediction: the textbook's worker, then the claim's
-    # round trip alone, then (where workers crash) the restart's start-up as well.
-    steps = [("textbook", plain)]
+    prediction = predict(scenario, args.speedup, args.replications, claim, restart,
+                         keep=bool(args.plot))
+    model = prediction.model
+    table = compare(live.summary, prediction.calibrated.runs)
+    table.insert(1, "uncalibrated", [prediction.textbook.runs[name].mean() for name in table.index])
+    calibration = {"source": args.calibrate, "claim_seconds_live": claim,
+                   "claim_seconds_scenario": model.claim_seconds,
+                   "claim_seconds_measured_live": measured}
     if scenario.crash_rate > 0:
-        claim_only = replicate(calibrated(scenario, args.speedup, claim, 0.0),
-                               args.replications, first_seed=scenario.seed + 1)
-        steps += [("+ claim round trip", claim_only), ("+ restart start-up", predicted)]
-        calibration.update(restart_seconds_live=LIVE_RESTART_SECONDS,
+        calibration.update(restart_seconds_live=restart,
                            restart_seconds_measured_live=(
                                statistics.median(restarts) if restarts else None))
-    else:
-        steps.append(("+ claim round trip", predicted))
     if args.json:
         json.dump(strict_json({"scenario": scenario.name, "speedup": args.speedup,
                                "replications": args.replications, "calibration": calibration,
@@ -238,20 +243,20 @@ def cmd_live(args, out) -> int:
     else:
         print(f"Scenario '{scenario.name}' played live {args.speedup:g} times faster, against "
               f"{args.replications} simulated runs; every figure in the scenario's time", file=out)
-        print(f"Calibration: a claim's round trip of {claim * 1000:.1f} ms live, "
+        print(f"Calibration: a claim's round trip of {claim * 1000:.1f} ms live ({source}), "
               f"{model.claim_seconds:.3g} s of scenario time (this run measured "
-              f"{measured / args.speedup * 1000:.1f} ms)", file=out)
+              f"{measured * 1000:.1f} ms)", file=out)
         if scenario.crash_rate > 0:
             seen = (f"this run measured {statistics.median(restarts):.2f} s over {len(restarts)} "
                     "restarts" if restarts else "no restart in this run")
-            print(f"             a restarted worker's start-up of {LIVE_RESTART_SECONDS:.2f} s "
+            print(f"             a restarted worker's start-up of {restart:.2f} s "
                   f"live, added to the restart delay ({seen})", file=out)
         for line in format_comparison(table):
             print(line, file=out)
         print("What each cost does to the prediction (simulated means):", file=out)
         for name in ("throughput", "utilisation", "mean_wait", "p95_wait"):
             print(f"  {name:<12}" + " -> ".join(f"{label} {runs.runs[name].mean():.3g}"
-                                               for label, runs in steps), file=out)
+                                               for label, runs in prediction.steps), file=out)
     # The calibrated scenario beside the tables: a what-if of this trace (run --trace)
     # starts from the live system's model, its claim round trip included.
     if args.csv:
@@ -260,7 +265,7 @@ def cmd_live(args, out) -> int:
         print(f"tables written to {args.csv}", file=out if not args.json else sys.stderr)
     if args.plot:
         from .verify import plot_comparison
-        plot_comparison(live, predicted.results, args.plot)
+        plot_comparison(live, prediction.calibrated.results, args.plot)
         print(f"plot written to {args.plot}", file=out if not args.json else sys.stderr)
     return 0
 

@@ -22,7 +22,8 @@ After the run, every task is read back from the server and every attempt
 from the workers' logs, and they become the simulation's records
 (``records.Recorder``) in scenario time. The summary is ``summary.summarise``,
 the very function a simulated run uses: each figure is computed the same
-way in both worlds.
+way in both worlds. What the prediction of a live run adds to the model
+(a claim's round trip, a restart's start-up) is in ``calibration``.
 """
 
 from __future__ import annotations
@@ -52,16 +53,6 @@ from .scenario import Scenario
 from .summary import summarise
 
 DEFAULT_SPEEDUP = 30.0
-# A live worker's report and next claim, end of one attempt to the start of the next when
-# work waits (``verify.claim_round_trip``), in live seconds: 4.3 and 4.5 ms in two runs of
-# 'steady' at speed-ups 30 and 10 on the 2-core project machine, most of it the commit's
-# fsync. The prediction of a live run includes it (``calibrated``).
-LIVE_CLAIM_SECONDS = 0.0044
-# A restarted worker's start-up, from its new process to its first claim (a fresh Python,
-# the package's imports, its connection), in live seconds, as ``LiveRun`` times it
-# (``restart_seconds``): medians of 0.28 s and 0.23 s over 36 restarts each, at 30x and
-# 10x, on the project machine. The prediction adds it to the restart delay.
-LIVE_RESTART_SECONDS = 0.25
 STATUS_OF = {"completed": R.COMPLETED, "failed": R.DEAD}  # else still in the system
 WORKER_READY_SECONDS = 30.0
 MAX_PREFETCH_BUDGET = 60.0  # the worker's --prefetch-budget takes at most a minute
@@ -334,13 +325,15 @@ class LiveRun:
                 by_row[payload["row"]] = task
         return by_row
 
-    def _attempts(self) -> List[tuple]:
-        """(row, worker index, start, end, outcome) of every attempt, in live time.
+    def _attempts(self, tasks: Dict[int, object]) -> List[tuple]:
+        """(row, attempt number, worker index, start, end, outcome) of every attempt that
+        started within the run, in live time.
 
         A worker's log says when an attempt ended and how, but the server learns it
-        only from the worker's next request. An attempt that succeeded and then saw its
-        task run again was never reported (its worker was killed first): like an attempt
-        the kill cut short, it counts as crashed at the kill."""
+        only from the worker's next request. An attempt that succeeded and whose worker
+        was killed before that request was never reported: its task ran again, or, at
+        its last attempt, went to the dead letter when its lease ran out. Like an
+        attempt the kill cut short, it counts as crashed at the kill."""
         logged = []  # (row, attempt, w, start, end or None, ok, killed_at)
         for w, log, killed_at in self.incarnations:
             starts, ends = {}, {}
@@ -360,27 +353,25 @@ class LiveRun:
                 end, ok = ends.get((row, attempt), (None, False))
                 logged.append((row, attempt, w, start, end, ok, killed_at))
         ran_again = {(row, attempt - 1) for row, attempt, *_ in logged}
+        dead = {row for row, task in tasks.items() if task.status == "failed"}
         attempts = []
         for row, attempt, w, start, end, ok, killed_at in logged:
             if start > self.end_live:
                 continue
-            lost = ok and (row, attempt) in ran_again and killed_at is not None
+            lost = ok and killed_at is not None and ((row, attempt) in ran_again or row in dead)
             if end is not None and end <= self.end_live and not lost:
-                attempts.append((row, w, start, end, R.OK if ok else R.FAILED))
+                attempts.append((row, attempt, w, start, end, R.OK if ok else R.FAILED))
             elif killed_at is not None and killed_at <= self.end_live:
-                attempts.append((row, w, start, max(killed_at, start), R.CRASHED))
+                attempts.append((row, attempt, w, start, max(killed_at, start), R.CRASHED))
             else:
-                attempts.append((row, w, start, self.end_live, R.UNFINISHED))
+                attempts.append((row, attempt, w, start, self.end_live, R.UNFINISHED))
         return attempts
 
     def _result(self, tasks: Dict[int, object]) -> Result:
         scale, sc, end_live = self.scale, self.scenario, self.end_live
-        attempts = [a for a in self._attempts() if a[0] < len(self.submitted)]
-        # A task is done when its last attempt ends, as in the model; the server commits
-        # that a round trip later, with the worker's next claim.
-        last = {}  # row -> (end, outcome) of its last attempt
-        for row, _, _, end, outcome in sorted(attempts, key=lambda a: a[2]):
-            last[row] = (end, outcome)
+        attempts = [a for a in self._attempts(tasks) if a[0] < len(self.submitted)]
+        outcome_of = {(row, number): (end, outcome)
+                      for row, number, _, _, end, outcome in attempts}
         rec = R.Recorder()
         for row, submitted in enumerate(self.submitted):
             arrival = self.plan[row]
@@ -399,17 +390,22 @@ class LiveRun:
             status = STATUS_OF.get(task.status, R.IN_SYSTEM) if task is not None else R.IN_SYSTEM
             finished = None
             if status != R.IN_SYSTEM:
-                # Completed, or dead-lettered by its last failure: when that attempt ended.
-                # Dead-lettered when its last lease ran out: when the server's sweep saw it.
-                end, outcome = last.get(row, (None, None))
-                finished = end if outcome in (R.OK, R.FAILED) else task.finished_at
+                # A task is done when its last attempt ends, as in the model (the server
+                # commits it a round trip later, with the worker's next claim). The last
+                # is the server's count of attempts: one that started after the end of the
+                # run is not in the records, and then the task was not done within it.
+                end, outcome = outcome_of.get((row, task.attempts), (None, None))
+                if outcome == (R.OK if status == R.COMPLETED else R.FAILED):
+                    finished = end
+                elif status == R.DEAD:  # its last lease ran out: when the server's sweep saw it
+                    finished = task.finished_at
             if finished is not None and finished <= end_live:
                 rec.finished.append(scale.scenario_time(finished))
                 rec.status.append(status)
             else:  # still in the system when the run ended
                 rec.finished.append(R.NAN)
                 rec.status.append(R.IN_SYSTEM)
-        for row, w, start, end, outcome in attempts:
+        for row, _, w, start, end, outcome in attempts:
             rec.attempt(row, w, scale.scenario_time(start), scale.scenario_time(end), outcome)
         busy_at = _busy_counter(attempts)
         for t, pending, scheduled, processing, failed in self.samples:
@@ -426,22 +422,9 @@ class LiveRun:
 def _busy_counter(attempts: List[tuple]) -> Callable[[float], int]:
     """How many workers were running an attempt at a live time."""
     by_worker = defaultdict(list)
-    for _, w, start, end, _ in attempts:
+    for _, _, w, start, end, _ in attempts:
         by_worker[w].append((start, end))
     return lambda t: sum(any(s <= t < e for s, e in spans) for spans in by_worker.values())
-
-
-def calibrated(scenario: Scenario, speedup: float,
-               claim_seconds: float = LIVE_CLAIM_SECONDS,
-               restart_seconds: float = LIVE_RESTART_SECONDS) -> Scenario:
-    """``scenario`` with the live system's costs the model leaves out unless told, in
-    live seconds, each multiplied by ``speedup`` into the scenario's time: a claim's
-    round trip (``claim_seconds``), and, where workers crash, the start-up of the new
-    process, added to the restart delay (``restart_seconds``)."""
-    changes = {"claim_seconds": claim_seconds * speedup}
-    if scenario.crash_rate > 0:
-        changes["restart_delay"] = scenario.restart_delay + restart_seconds * speedup
-    return scenario.replace(**changes)
 
 
 def run_live(scenario: Scenario, speedup: float = DEFAULT_SPEEDUP, **options) -> Result:

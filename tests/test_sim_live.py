@@ -11,7 +11,8 @@ import pytest
 from queue_system.backoff import Backoff
 from queue_system.task import Task
 from sim import records as R
-from sim.live import (LiveRun, TimeScale, backoff_argument, calibrated, check_playable,
+from sim.calibration import calibrated, predict
+from sim.live import (LiveRun, TimeScale, backoff_argument, check_playable,
                       server_arguments)
 from sim.live_handlers import LiveWork
 from sim.model import simulate
@@ -35,6 +36,23 @@ def test_the_calibrated_model_pays_the_live_costs_in_scenario_time():
     steady = calibrated(preset("steady"), 30, claim_seconds=0.004, restart_seconds=0.3)
     assert steady.restart_delay == preset("steady").restart_delay  # no crash: nothing to pay
     assert steady.replace(claim_seconds=0) == preset("steady")
+
+
+def test_a_prediction_adds_each_live_cost_in_turn_on_the_same_seeds():
+    crash = preset("worker-crash").replace(duration=600.0, warmup=60.0, seed=5)
+    prediction = predict(crash, 30, 3, claim_seconds=0.004, restart_seconds=0.3)
+    assert [label for label, _ in prediction.steps] == [
+        "textbook", "+ claim round trip", "+ restart start-up"]
+    assert [runs.scenario for _, runs in prediction.steps] == [
+        crash, calibrated(crash, 30, 0.004, 0.0), prediction.model]
+    # Seeds after the live run's own, the same at every step: only the costs differ.
+    assert all(runs.seeds == [6, 7, 8] for _, runs in prediction.steps)
+    assert prediction.calibrated is prediction.steps[-1][1]
+    steady = predict(preset("steady").replace(duration=300.0, warmup=30.0), 30, 2, keep=True)
+    assert [label for label, _ in steady.steps] == ["textbook", "+ claim round trip"]
+    assert len(steady.calibrated.results) == 2 and not steady.textbook.results
+    with pytest.raises(ValueError, match="at least 2"):
+        predict(crash, 30, 1)
 
 
 def test_the_servers_rules_are_the_scenarios_played_faster():
@@ -162,14 +180,44 @@ def test_a_success_its_worker_was_killed_before_reporting_counts_as_a_crash(tmp_
         {"row": 0, "attempt": 2, "start": 20.0}, {"row": 0, "attempt": 2, "end": 21.0, "ok": True},
         {"row": 2, "attempt": 2, "start": 30.0}))
     run.incarnations = [[0, first, 12.5], [0, second, None]]
-    attempts = sorted(run._attempts())
+    attempts = sorted(run._attempts({}))
     assert attempts == [
-        (0, 0, 10.0, 12.5, R.CRASHED),    # succeeded, unreported, ran again
-        (0, 0, 20.0, 21.0, R.OK),
-        (1, 0, 11.2, 12.0, R.OK),         # reported before the kill (nothing ran it again)
-        (2, 0, 12.1, 12.5, R.CRASHED),    # cut short by the kill
-        (2, 0, 30.0, 100.0, R.UNFINISHED),  # still running at the end
+        (0, 1, 0, 10.0, 12.5, R.CRASHED),    # succeeded, unreported, ran again
+        (0, 2, 0, 20.0, 21.0, R.OK),
+        (1, 1, 0, 11.2, 12.0, R.OK),         # reported before the kill (nothing ran it again)
+        (2, 1, 0, 12.1, 12.5, R.CRASHED),    # cut short by the kill
+        (2, 2, 0, 30.0, 100.0, R.UNFINISHED),  # still running at the end
     ]  # and row 9, another run's task on the same server, is not this run's
+    # Row 1 dead-lettered (its lease ran out at its last attempt): its success was lost.
+    dead = {1: Task("t1", "email", {}, status="failed", attempts=1)}
+    assert (1, 1, 0, 11.2, 12.5, R.CRASHED) in run._attempts(dead)
+
+
+def test_a_task_is_done_when_its_last_attempt_ends_within_the_run(tmp_path):
+    """The server's count of attempts names the last one. A task whose last attempt began
+    after the end of the run was not done within it, whatever the server says now."""
+    scenario = preset("worker-crash").replace(duration=60.0, warmup=0.0)
+    run = LiveRun(scenario, 30.0, folder=str(tmp_path))
+    run.scale, run.end_live, run.run_id = TimeScale(30.0, 0.0), 2.0, "r1"  # 60 s at 30x
+    log = tmp_path / "a-0.jsonl"
+    log.write_text("".join(json.dumps({"run": "r1", **e}) + "\n" for e in (
+        {"row": 0, "attempt": 1, "start": 0.2}, {"row": 0, "attempt": 1, "end": 0.3, "ok": False},
+        {"row": 0, "attempt": 2, "start": 0.5}, {"row": 0, "attempt": 2, "end": 0.6, "ok": True},
+        {"row": 1, "attempt": 1, "start": 1.0}, {"row": 1, "attempt": 1, "end": 1.1, "ok": False},
+        {"row": 1, "attempt": 2, "start": 2.1}, {"row": 1, "attempt": 2, "end": 2.2, "ok": True},
+        {"row": 2, "attempt": 3, "start": 1.2}, {"row": 2, "attempt": 3, "end": 1.3, "ok": False},
+    )))
+    run.incarnations = [[0, log, None]]
+    run.submitted = [(f"t{row}", 0.1, 0.1) for row in range(3)]
+    tasks = {0: Task("t0", "email", {}, status="completed", attempts=2, finished_at=0.61),
+             1: Task("t1", "email", {}, status="completed", attempts=2, finished_at=2.21),
+             2: Task("t2", "email", {}, status="failed", attempts=3, finished_at=1.31)}
+    result = run._result(tasks)
+    frame = result.tasks
+    assert list(frame["status"]) == ["completed", "in_system", "dead_letter"]
+    assert frame["finished"].iloc[0] == pytest.approx(18.0)  # 0.6 s live at 30x
+    assert math.isnan(frame["finished"].iloc[1])  # its success came after the end (2 s live)
+    assert frame["finished"].iloc[2] == pytest.approx(39.0)  # its last failure, not the commit
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -177,6 +225,7 @@ def test_a_success_its_worker_was_killed_before_reporting_counts_as_a_crash(tmp_
     (["--replications", "1"], "at least 2"),
     (["--plot", "out.gif"], ".png, .svg or .pdf"),
     (["--claim-ms", "nan"], "--claim-ms"),
+    (["--claim-ms", "5", "--calibrate", "run"], "give one"),
 ])
 def test_bad_live_options_are_refused_before_anything_starts(tmp_path, argv, message):
     config = tmp_path / "endless.json"

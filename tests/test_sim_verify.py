@@ -8,6 +8,7 @@ import pytest
 
 from sim.model import Result, simulate
 from sim.scenario import preset
+from sim.calibration import LIVE_CLAIM_SECONDS, LIVE_RESTART_SECONDS, costs_of_run
 from sim.verify import (CLOSE, INSIDE, OUTSIDE, UNDEFINED, band, claim_round_trip, compare,
                         plot_comparison, prediction_interval, smoothed, verdict)
 
@@ -68,6 +69,16 @@ def test_the_claim_round_trip_is_the_gap_when_work_waits():
     ], ready=[0.0, 1.0, 10.0, 10.5, 12.5, 0.0, 0.5])
     assert claim_round_trip(result) == pytest.approx(0.3)  # the median of 0.2, 0.4, 0.3
     assert math.isnan(claim_round_trip(hand_made([(0, 0, 0.0, 1.0, "completed")], [0.0])))
+
+
+def test_a_runs_costs_are_its_round_trip_and_restarts_in_live_seconds():
+    result = hand_made([(0, 0, 0.0, 2.0, "completed"), (1, 0, 2.3, 4.0, "completed")],
+                       ready=[0.0, 1.0])
+    claim, restart = costs_of_run(result, 30.0, restart_seconds=[0.2, 0.5, 0.3])
+    assert claim == pytest.approx(0.3 / 30) and restart == 0.3  # medians, live seconds
+    # A run where no work waited and no worker restarted keeps the defaults.
+    quiet = hand_made([(0, 0, 0.0, 1.0, "completed")], [0.0])
+    assert costs_of_run(quiet, 30.0) == (LIVE_CLAIM_SECONDS, LIVE_RESTART_SECONDS)
 
 
 def test_a_claim_round_trip_in_the_model_is_found_again_by_the_measure():
