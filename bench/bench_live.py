@@ -35,8 +35,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sim.calibration import costs_of_run, predict  # noqa: E402
+from sim.calibration import calibrated, costs_of_run, predict  # noqa: E402
 from sim.live import LiveRun  # noqa: E402
+from sim.replications import replicate  # noqa: E402
 from sim.scenario import preset  # noqa: E402
 from sim.verify import CLOSE, INSIDE, compare  # noqa: E402
 
@@ -59,10 +60,15 @@ def main(argv=None) -> int:
         played = time.monotonic() - began
         claim, restart = costs_of_run(live, args.speedup, runner.restart_seconds)
         measured = predict(scenario, args.speedup, args.replications, claim, restart)
-        defaults = predict(scenario, args.speedup, args.replications).calibrated
+        # The project machine's defaults, on the same seeds, for comparison only.
+        defaults = replicate(calibrated(scenario, args.speedup), args.replications,
+                             first_seed=scenario.seed + 1)
         table = compare(live.summary, measured.calibrated.runs, CHECKED)
-        restarts = (f", restart start-up {restart:.2f} s over {len(runner.restart_seconds)}"
-                    if scenario.crash_rate > 0 else "")
+        restarts = ""
+        if scenario.crash_rate > 0:
+            count = len(runner.restart_seconds)
+            restarts = (f", restart start-up {restart:.2f} s over {count}" if count
+                        else f", no restart (start-up {restart:.2f} s, the default)")
         print(f"\n{name}: played live in {played:.0f} s at {args.speedup:g}x; measured claim "
               f"round trip {claim * 1000:.1f} ms{restarts}")
         print(f"{'figure':<14}{'textbook':>10}{'defaults':>10}{'measured':>10}"

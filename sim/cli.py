@@ -219,19 +219,24 @@ def cmd_live(args, out) -> int:
     restart = LIVE_RESTART_SECONDS
     if args.calibrate == "run":
         claim, restart = costs_of_run(live, args.speedup, restarts)
-    source = "as this run measured it" if args.calibrate == "run" else (
-        "the project machine's" if args.claim_ms is None else "--claim-ms")
+    # Where each cost comes from: the run only where it showed it (costs_of_run keeps the
+    # default for a cost the run never showed).
+    claim_from = ("run" if args.calibrate == "run" and math.isfinite(measured)
+                  else "claim-ms" if args.claim_ms is not None else "default")
+    restart_from = "run" if args.calibrate == "run" and restarts else "default"
+    described = {"run": "measured by this run", "claim-ms": "--claim-ms",
+                 "default": "the project machine's default"}
     print(f"Predicting from {args.replications} simulated runs...", file=sys.stderr)
     prediction = predict(scenario, args.speedup, args.replications, claim, restart,
                          keep=bool(args.plot))
     model = prediction.model
     table = compare(live.summary, prediction.calibrated.runs)
     table.insert(1, "uncalibrated", [prediction.textbook.runs[name].mean() for name in table.index])
-    calibration = {"source": args.calibrate, "claim_seconds_live": claim,
+    calibration = {"claim_from": claim_from, "claim_seconds_live": claim,
                    "claim_seconds_scenario": model.claim_seconds,
                    "claim_seconds_measured_live": measured}
     if scenario.crash_rate > 0:
-        calibration.update(restart_seconds_live=restart,
+        calibration.update(restart_from=restart_from, restart_seconds_live=restart,
                            restart_seconds_measured_live=(
                                statistics.median(restarts) if restarts else None))
     if args.json:
@@ -243,14 +248,16 @@ def cmd_live(args, out) -> int:
     else:
         print(f"Scenario '{scenario.name}' played live {args.speedup:g} times faster, against "
               f"{args.replications} simulated runs; every figure in the scenario's time", file=out)
-        print(f"Calibration: a claim's round trip of {claim * 1000:.1f} ms live ({source}), "
-              f"{model.claim_seconds:.3g} s of scenario time (this run measured "
-              f"{measured * 1000:.1f} ms)", file=out)
+        seen = (f"this run measured {measured * 1000:.1f} ms" if math.isfinite(measured)
+                else "no worker of this run found work waiting")
+        print(f"Calibration: a claim's round trip of {claim * 1000:.1f} ms live "
+              f"({described[claim_from]}), {model.claim_seconds:.3g} s of scenario time "
+              f"({seen})", file=out)
         if scenario.crash_rate > 0:
             seen = (f"this run measured {statistics.median(restarts):.2f} s over {len(restarts)} "
                     "restarts" if restarts else "no restart in this run")
-            print(f"             a restarted worker's start-up of {restart:.2f} s "
-                  f"live, added to the restart delay ({seen})", file=out)
+            print(f"             a restarted worker's start-up of {restart:.2f} s live "
+                  f"({described[restart_from]}), added to the restart delay ({seen})", file=out)
         for line in format_comparison(table):
             print(line, file=out)
         print("What each cost does to the prediction (simulated means):", file=out)

@@ -330,10 +330,11 @@ class LiveRun:
         started within the run, in live time.
 
         A worker's log says when an attempt ended and how, but the server learns it
-        only from the worker's next request. An attempt that succeeded and whose worker
-        was killed before that request was never reported: its task ran again, or, at
-        its last attempt, went to the dead letter when its lease ran out. Like an
-        attempt the kill cut short, it counts as crashed at the kill."""
+        only from the worker's next request. An attempt that succeeded, by a worker
+        later killed, and that the server did not complete the task by, was never
+        reported: its task ran again, went to the dead letter when its lease ran out,
+        or was still held when the run ended. Like an attempt the kill cut short, it
+        counts as crashed, ending when its work did."""
         logged = []  # (row, attempt, w, start, end or None, ok, killed_at)
         for w, log, killed_at in self.incarnations:
             starts, ends = {}, {}
@@ -352,17 +353,20 @@ class LiveRun:
             for (row, attempt), start in starts.items():
                 end, ok = ends.get((row, attempt), (None, False))
                 logged.append((row, attempt, w, start, end, ok, killed_at))
-        ran_again = {(row, attempt - 1) for row, attempt, *_ in logged}
-        dead = {row for row, task in tasks.items() if task.status == "failed"}
+        # The attempt the server completed each task by: the last, by its count of attempts.
+        completed_by = {row: task.attempts for row, task in tasks.items()
+                        if task.status == "completed"}
         attempts = []
         for row, attempt, w, start, end, ok, killed_at in logged:
             if start > self.end_live:
                 continue
-            lost = ok and killed_at is not None and ((row, attempt) in ran_again or row in dead)
+            lost = ok and killed_at is not None and completed_by.get(row) != attempt
             if end is not None and end <= self.end_live and not lost:
                 attempts.append((row, attempt, w, start, end, R.OK if ok else R.FAILED))
             elif killed_at is not None and killed_at <= self.end_live:
-                attempts.append((row, attempt, w, start, max(killed_at, start), R.CRASHED))
+                # Cut short at the kill; or, a success never reported, when its work ended.
+                stop = killed_at if end is None else min(end, killed_at)
+                attempts.append((row, attempt, w, start, max(stop, start), R.CRASHED))
             else:
                 attempts.append((row, attempt, w, start, self.end_live, R.UNFINISHED))
         return attempts
