@@ -223,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--reports", type=positive(int, 100_000), default=10,
                       help="how many report tasks (default 10, as in the lesson; at most 100,000)")
     demo.add_argument("--failure-rate", type=fraction, default=0.2)
-    demo.add_argument("--port", type=PORT, default=0, help="server port (default: a free one)")
+    demo.add_argument("--port", type=PORT, default=0,
+                      help="server port (default 3000, the dashboard's address in the README; "
+                           "a free one if 3000 is taken)")
     demo.add_argument("--db", default=None, help="SQLite file (default: a temporary one)")
     return parser
 

@@ -21,7 +21,7 @@ from typing import List, Optional
 
 from .client import QueueClient, ServerUnreachable
 from .local import stop_all
-from .localhost import free_port, wait_for
+from .localhost import dashboard_address, free_port, port_is_free, wait_for
 
 BAR_WIDTH = 30
 
@@ -61,6 +61,7 @@ def progress_line(stats: dict) -> str:
 
 
 BATCH = 1000  # tasks per submit_many request: the API's limit
+DEMO_PORT = 3000  # the lesson's port
 
 
 def lesson_tasks(reports: int) -> List[dict]:
@@ -74,7 +75,8 @@ def run_demo(fast: bool = False, workers: int = 3, reports: int = 10, failure_ra
              port: int = 0, db: Optional[str] = None, out=sys.stdout) -> int:
     folder = tempfile.mkdtemp(prefix="queue-demo-")
     db = db or os.path.join(folder, "queue.db")
-    port = port or free_port()
+    # The README's address, where the dashboard is, unless something already uses it.
+    port = port or (DEMO_PORT if port_is_free(DEMO_PORT) else free_port())
     url = f"http://127.0.0.1:{port}"
     work = ["--min-work", "0.05", "--max-work", "0.2"] if fast else []
     python = [sys.executable, "-m", "queue_system"]
@@ -94,6 +96,7 @@ def run_demo(fast: bool = False, workers: int = 3, reports: int = 10, failure_ra
     client = QueueClient(url)
     try:
         wait_until_healthy(client, server, db)
+        say(f"Dashboard: {dashboard_address(port)} (the API's documentation at /docs)")
         for n in range(1, workers + 1):
             processes.insert(0, subprocess.Popen(
                 python + ["worker", "--url", url, "--id", f"worker-{n}",

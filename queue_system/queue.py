@@ -60,6 +60,7 @@ class TaskQueue:
                  backoff: Backoff = Backoff(), lease_seconds: float = DEFAULT_LEASE_SECONDS,
                  rng: Optional[random.Random] = None, make_id=None, make_lease_id=None,
                  on_dead_letter: Optional[Callable[[Task], None]] = None,
+                 on_lease_expired: Optional[Callable[[Task], None]] = None,
                  capacity: Optional[int] = None):
         self.store = store
         self.clock = clock
@@ -74,6 +75,9 @@ class TaskQueue:
         # lease (the server's --dead-letter-log). It runs inside the operation: a caller
         # that commits later (the server's group commit) must hold the effect until then.
         self.on_dead_letter = on_dead_letter
+        # Called likewise with each task whose lease ran out, as the sweep finds it (the
+        # server's metrics): its worker stopped, or took longer than its lease.
+        self.on_lease_expired = on_lease_expired
         # The most tasks that may wait (pending or scheduled); a submit beyond is refused
         # with QueueFull (HTTP 503). None: no limit.
         if capacity is not None and not (lifecycle.is_whole_number(capacity) and capacity >= 0):
@@ -261,6 +265,8 @@ class TaskQueue:
         for task in expired:
             task = lifecycle.expire(task, now, self.rng)
             store.update(task)
+            if self.on_lease_expired is not None:
+                self.on_lease_expired(task)
             if task.status == "failed" and self.on_dead_letter is not None:
                 self.on_dead_letter(task)  # its last attempt's worker died
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from live import ROOT, LiveSystem
+from live import ROOT, LiveSystem, free_port
 
 
 def cli(*args, env=None, timeout=120):
@@ -127,10 +127,12 @@ def test_serve_creates_its_database_and_refuses_a_busy_port(live, tmp_path):
                          ids=["open", "with tokens"])
 def test_demo_runs_the_lesson_end_to_end(tmp_path, tokens):
     """Also on a closed server: the demo's server, workers and progress pass the tokens."""
-    answer = cli("demo", "--fast", "--db", str(tmp_path / "demo.db"), timeout=300, env=tokens)
+    answer = cli("demo", "--fast", "--port", str(free_port()), "--db", str(tmp_path / "demo.db"),
+                 timeout=300, env=tokens)
     assert answer.returncode == 0, answer.stdout + answer.stderr
     out = answer.stdout
     assert "Submitted 12 tasks" in out
+    assert "Dashboard: http://localhost:" in out
     assert "100%" in out and "All processes stopped." in out
     for worker in ("worker-1", "worker-2", "worker-3"):
         assert worker in out
@@ -152,8 +154,9 @@ def test_demo_stopped_with_sigterm_stops_its_processes(tmp_path):
     import signal
     import time
     environment = dict(os.environ, PYTHONPATH=str(ROOT))
-    demo = subprocess.Popen([sys.executable, "-m", "queue_system", "demo", "--db",
-                             str(tmp_path / "d.db")], cwd=ROOT, env=environment,
+    demo = subprocess.Popen([sys.executable, "-m", "queue_system", "demo", "--port",
+                             str(free_port()), "--db", str(tmp_path / "d.db")], cwd=ROOT,
+                            env=environment,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in demo.stdout:

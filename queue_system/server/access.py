@@ -19,7 +19,8 @@ Three checks, made on the request's headers before its body is read:
    yes). curl, the worker and the CLI send neither header: unaffected.
 3. **Tokens** (``QUEUE_TOKEN``, ``QUEUE_WORKER_TOKEN``). Unset, the server is
    open, as in the lesson. With ``QUEUE_TOKEN``, every route but ``/health``
-   (and the API's documentation) needs ``Authorization: Bearer <token>``,
+   (and the API's documentation, and the dashboard's page and files: it asks
+   for the token before it reads anything) needs ``Authorization: Bearer <token>``,
    else 401. With ``QUEUE_WORKER_TOKEN`` too, the routes that act on work
    already submitted (claim, heartbeat, complete, fail..., and the
    operator's replay from the dead letter and purge) need the worker's
@@ -46,7 +47,9 @@ from typing import FrozenSet, Optional
 from ..limits import TOKEN_TEXT
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
-OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+# Open without a token: no data in them. The dashboard's page asks for the token itself.
+OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/"})
+OPEN_PREFIXES = ("/docs/assets/", "/dashboard/assets/")
 # The routes that act on work already submitted: a worker's (take, extend, finish or give
 # back a task) and an operator's (replay from the dead letter, purge).
 WORKER_ROUTE = re.compile(r"^/(tasks/claim|tasks/ack|dequeue|complete/[^/]+|fail/[^/]+"
@@ -102,7 +105,7 @@ class Access:
             problem = self._browser_problem(method, path, headers, origin, host)
             if problem:
                 return 403, problem
-        if self.is_open or path in OPEN_PATHS:
+        if self.is_open or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return None
         return self._token_problem(path, headers.get(b"authorization"))
 

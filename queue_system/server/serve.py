@@ -17,6 +17,7 @@ import uvicorn
 from ..backoff import Backoff
 from ..dead_letter_log import DeadLetterLog
 from ..limits import DEFAULT_LIMITS, Limits
+from ..localhost import dashboard_address
 from ..queue import TaskQueue
 from ..stores import open_store
 from .access import Access
@@ -70,6 +71,7 @@ def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
     logging.getLogger("queue_system").setLevel(log_level.upper())
     print(f"Producer API listening on http://{host}:{port} "
           f"(store: {db}, lease {lease_seconds:g}s, docs at /docs)", flush=True)
+    print(f"Dashboard: {dashboard_address(port, host)}", flush=True)
     if dead_letters is not None:
         print(f"Dead-lettered tasks are logged to {dead_letter_log}", flush=True)
     print(access_notice(access, host), flush=True)
