@@ -39,3 +39,16 @@ def make_queue(store, clock):
 @pytest.fixture
 def queue(make_queue):
     return make_queue()
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium (``browser.py``: Debian's, driven by Playwright), closed at the
+    end of the test. Modules that use it call ``browser.skip_without_a_browser()``."""
+    from browser import ARGS, CHROMIUM, sync_playwright
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

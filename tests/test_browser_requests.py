@@ -13,25 +13,15 @@ Python; without them the test is skipped on a developer's machine, never
 under CI (where ``.ci/run`` installs them).
 """
 
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from browser import ARGS, CHROMIUM, skip_without_a_browser, sync_playwright
 from live import LiveSystem, free_port, wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None
-
-if not (sync_playwright and os.path.exists(CHROMIUM)) and not os.environ.get("CI"):
-    pytest.skip("needs Chromium and Playwright: apt-get install -y chromium; "
-                "pip install -r requirements-dev.txt", allow_module_level=True)
+skip_without_a_browser()
 
 HOSTILE_PAGE = """<!doctype html>
 <title>a page of another origin</title>
@@ -76,16 +66,6 @@ class PageServer(ThreadingHTTPServer):
                 pass
 
         super().__init__(("127.0.0.1", port), Handler)
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

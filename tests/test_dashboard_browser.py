@@ -14,27 +14,18 @@ Python; without them the test is skipped on a developer's machine, never
 under CI (where ``.ci/run`` installs them).
 """
 
-import os
 import re
 import time
 
 import pytest
 
+from browser import expect, skip_without_a_browser
 from live import ROOT, LiveSystem, wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOT = ROOT / "out" / "dashboard-mid-burst.png"
 LEASE = 2.0  # seconds: a killed worker's task comes back quickly
 
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None
-
-if not (sync_playwright and os.path.exists(CHROMIUM)) and not os.environ.get("CI"):
-    pytest.skip("needs Chromium and Playwright: apt-get install -y chromium; "
-                "pip install -r requirements-dev.txt", allow_module_level=True)
+skip_without_a_browser()
 
 
 @pytest.fixture
@@ -42,16 +33,6 @@ def live(tmp_path):
     with LiveSystem(tmp_path) as system:
         system.start_server("--lease", str(LEASE))
         yield system
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Page:
