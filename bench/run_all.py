@@ -6,7 +6,8 @@
 The peers (persist-queue, huey, Ciw) are not dependencies of the project:
 every benchmark runs in its own venv, ``bench/.venv``, created here from
 ``bench/requirements-bench.txt`` the first time (the project's runtime
-requirements plus the peers).
+requirements plus the peers), and brought up to date when either
+requirements file changes.
 """
 
 import os
@@ -27,13 +28,28 @@ BENCHMARKS = {
 }
 
 
+REQUIREMENTS = (HERE / "requirements-bench.txt", ROOT / "requirements.txt")
+
+
+def needs_install(marker: Path, requirements=REQUIREMENTS) -> bool:
+    """Whether the venv was never installed, or a requirements file changed since (a new
+    runtime dependency would otherwise be missing from an old bench venv)."""
+    if not marker.exists():
+        return True
+    installed = marker.stat().st_mtime
+    return any(path.stat().st_mtime > installed for path in requirements)
+
+
 def bench_python() -> str:
     python = BENCH_VENV / "bin" / "python"
+    marker = BENCH_VENV / ".installed"
     if not python.exists():
         print(f"creating {BENCH_VENV} for the benchmarks' peers...", flush=True)
         venv.create(BENCH_VENV, with_pip=True)
+    if needs_install(marker):
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r",
                         str(HERE / "requirements-bench.txt")], check=True)
+        marker.touch()
     return str(python)
 
 
