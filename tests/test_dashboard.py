@@ -149,3 +149,17 @@ def test_the_dead_letter_shows_the_latest_failures_first(served, monkeypatch):
     state = client.get("/dashboard/state").json()
     assert [row["id"] for row in state["dead_letter"]] == [ids[2], ids[1]]
     assert state["dead_letter_count"] == 3
+
+
+def test_the_workers_listed_are_capped_with_their_total(served, monkeypatch):
+    """Worker ids come from the network: a page lists at most MAX_WORKERS of them, those
+    holding tasks first, and says how many there are."""
+    from queue_system.server import dashboard
+    monkeypatch.setattr(dashboard, "MAX_WORKERS", 2)
+    client, _ = served
+    client.post("/tasks", json={"type": "email"})
+    for worker in ("w3", "w2", "w1"):  # w3 takes the task; the others find nothing
+        client.post("/tasks/claim", json={"worker_id": worker})
+    state = client.get("/dashboard/state").json()
+    assert [row["id"] for row in state["workers"]] == ["w3", "w1"]
+    assert state["workers_count"] == 3

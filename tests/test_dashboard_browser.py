@@ -167,6 +167,38 @@ def test_on_a_closed_server_the_page_asks_for_the_token_once_per_tab(tmp_path, b
         assert all("401" in error for error in tab.errors), tab.errors
 
 
+def test_a_replay_refused_to_the_class_token_asks_for_the_worker_token(tmp_path, browser):
+    """With QUEUE_WORKER_TOKEN too, the class token may read but not replay: the page
+    says so and asks for a token that may (and refuses one no header can carry)."""
+    tokens = {"QUEUE_TOKEN": "class-secret", "QUEUE_WORKER_TOKEN": "worker-secret"}
+    with LiveSystem(tmp_path) as system:
+        system.start_server(env=tokens)
+        system.client.close()
+        system.client = type(system.client)(system.url, token="worker-secret")
+        doomed = system.client.submit("doomed", max_retries=1)
+        held = system.client.claim("w1")[0]
+        system.client.fail(held.id, held.lease_id, "no such mailbox")
+        tab = Page(browser, system.url)
+        page = tab.page
+        page.goto(f"{system.url}/")
+        page.fill("#token", "class-secret")
+        page.click("#token-form button")
+        row = page.locator(f'#dead-letter tr[data-task="{doomed.id}"]')
+        expect(row).to_contain_text("no such mailbox", timeout=10_000)
+        row.locator("button.replay").click()
+        expect(page.locator("#message")).to_contain_text("worker token")
+        expect(page.locator("#token-form")).to_be_visible()
+        page.fill("#token", "clé")  # not what an HTTP header carries
+        page.click("#token-form button")
+        expect(page.locator("#message")).to_contain_text("visible ASCII")
+        page.fill("#token", "worker-secret")
+        page.click("#token-form button")
+        row.locator("button.replay").click()
+        expect(row).to_have_count(0, timeout=10_000)
+        assert system.client.get(doomed.id).status == "pending"
+        assert tab.outside == []
+
+
 def test_the_api_docs_render_with_no_network(live, browser):
     tab = Page(browser, live.url)
     tab.page.goto(f"{live.url}/docs")
