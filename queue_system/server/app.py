@@ -47,7 +47,7 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
     died) is appended to it once that transition is committed."""
     if max_body is not None:
         limits = limits.replace(max_body=max_body)
-    ctx = ServerContext(queue, limits, store_name=store_name, access=access,
+    ctx = ServerContext(queue, limits, store_name=store_name,
                         dead_letter_log=dead_letter_log, disk_folder=disk_folder)
     app = FastAPI(title="queue_system", version="1.0",
                   summary="The lesson's task queue: priorities, retries, dead letter, "

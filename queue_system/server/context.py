@@ -28,7 +28,6 @@ from ..limits import Limits
 from ..queue import TaskQueue
 from ..task import Task
 from . import schemas
-from .access import Access
 from .group_commit import GroupCommitter, Outbox
 from .dashboard import Dashboard
 from .housekeeping import DiskGuard, purge_interval
@@ -44,16 +43,17 @@ PURGE_STEP = 1000  # finished tasks deleted per transaction
 class ServerContext:
     """The state of one running app, and the steps its routes share."""
 
-    def __init__(self, queue: TaskQueue, limits: Limits, *, store_name: str, access: Access,
+    def __init__(self, queue: TaskQueue, limits: Limits, *, store_name: str,
                  dead_letter_log: Optional[DeadLetterLog] = None,
                  disk_folder: Optional[str] = None):
-        self.queue, self.limits, self.store_name, self.access = queue, limits, store_name, access
+        self.queue, self.limits, self.store_name = queue, limits, store_name
         self.dead_letter_log = dead_letter_log
         self.disk = DiskGuard(disk_folder, limits.min_free_disk,
                               reusable_bytes=queue.store.reusable_bytes)
-        self.committer: Optional[GroupCommitter] = None  # while the app runs
+        # While the app runs (its event loop's): see lifespan.
+        self.committer: Optional[GroupCommitter] = None
         self.waiting: Optional[WaitingClaims] = None
-        self.signal = WorkSignal()
+        self.signal: Optional[WorkSignal] = None
         self.metrics = QueueMetrics()
         self.workers = WorkersSeen(forget_after=queue.lease_seconds, clock=queue.clock)
         self.dashboard = Dashboard(queue, self.metrics, self.workers, self.run)
@@ -104,10 +104,6 @@ class ServerContext:
         if tasks:
             self.metrics.on_submitted(tasks)
             self.wake_workers()
-
-    def claimed(self, tasks: list) -> None:
-        """Tasks were handed to a worker: an attempt each."""
-        self.metrics.on_claimed(tasks)
 
     def check_depth(self, value: Any, what: str) -> None:
         """Refuse a payload or result nested deeper than ``--max-depth``."""

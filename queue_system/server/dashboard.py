@@ -82,7 +82,6 @@ class Dashboard:
             "history": [{"t": t, **c} for t, c in self.history],
             "throughput": throughput,
             "mean_wait": mean_wait,
-            "lease_seconds": queue.lease_seconds,
             **self._workers(held, now),
             "dead_letter": [dead_row(task) for task in reversed(dead)],
             "dead_letter_count": counts["failed"],
@@ -92,14 +91,16 @@ class Dashboard:
         """``workers``: one row per worker present (heard from within its lease, or
         waiting) or holding a task whose lease still runs, those holding tasks first, at
         most ``MAX_WORKERS``; ``workers_count``: how many there are in all."""
-        rows: Dict[str, Dict[str, Any]] = {}
-        for worker_id, seen in self.workers.present().items():
-            rows[worker_id] = {"id": worker_id, "tasks": [], "since": None, "lease_left": None,
-                               "last_heard": seen["last_heard"], "waiting": seen["waiting"]}
+        def new_row(worker_id: str, last_heard: float, waiting: bool) -> Dict[str, Any]:
+            return {"id": worker_id, "tasks": [], "since": None, "lease_left": None,
+                    "last_heard": last_heard, "waiting": waiting}
+
+        rows = {worker_id: new_row(worker_id, seen["last_heard"], seen["waiting"])
+                for worker_id, seen in self.workers.present().items()}
         for task in held:
-            row = rows.setdefault(task.worker_id, {
-                "id": task.worker_id, "tasks": [], "since": None, "lease_left": None,
-                "last_heard": task.updated_at, "waiting": False})
+            if task.worker_id not in rows:  # not heard from lately, its lease still runs
+                rows[task.worker_id] = new_row(task.worker_id, task.updated_at, False)
+            row = rows[task.worker_id]
             row["tasks"].append({"id": task.id, "type": task.type})
             if row["since"] is None or task.claimed_at < row["since"]:
                 row["since"] = task.claimed_at

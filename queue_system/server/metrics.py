@@ -183,7 +183,9 @@ class RecentActivity:
         seconds = self._seconds
         if seconds and seconds[-1][0] == second:
             return seconds[-1]
-        if seconds and seconds[-1][0] > second:  # a late event (clocks of two threads)
+        # A late event: stamped in the store thread before the last one counted, but its
+        # request finished after (requests share commits and end in any order).
+        if seconds and seconds[-1][0] > second:
             for bucket in reversed(seconds):
                 if bucket[0] <= second:
                     return bucket

@@ -279,3 +279,9 @@ ONE_TASK = _errors(_404="No task has this id")
 DEAD = _errors(_404="No task has this id", _409="The task is not in the dead letter",
                _503="The store failed, or the queue is full (--capacity): see Retry-After")
 NO_TASK = {204: {"description": "No task was ready within the wait"}}
+# The same, by what a route takes: the routers' building blocks.
+BODY_ERRORS = {**EVERY_ROUTE, **WITH_BODY}
+QUERY_ERRORS = {**EVERY_ROUTE, **WITH_QUERY}
+SUBMIT_ERRORS = {**BODY_ERRORS, **SUBMITTING}
+LEASE_ERRORS = {**BODY_ERRORS, **LEASED}
+MAX_OFFSET = 10 ** 12  # a page's offset: far beyond any real queue, within SQLite's integers

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Query
 
 from .. import schemas
 from ..context import ServerContext
-from .tasks import MAX_OFFSET, READING
 
 log = logging.getLogger("queue_system.server")
 
@@ -16,9 +15,10 @@ def router(ctx: ServerContext) -> APIRouter:
     api = APIRouter(tags=["dead letter"])
     queue = ctx.queue
 
-    @api.get("/dead-letter", responses={200: {"model": schemas.TaskListOut}, **READING})
+    @api.get("/dead-letter", responses={200: {"model": schemas.TaskListOut},
+                                         **schemas.QUERY_ERRORS})
     async def dead_letter(limit: int = Query(100, ge=1, le=1000),
-                          offset: int = Query(0, ge=0, le=MAX_OFFSET)):
+                          offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET)):
         """Tasks that used up their retries (status ``failed``)."""
         tasks = await ctx.run(queue.dead_letter, limit, offset)
         return {"tasks": [t.to_dict() for t in tasks], "count": len(tasks)}

@@ -16,8 +16,7 @@ from fastapi.responses import Response
 from .. import schemas
 from ..context import ServerContext
 from ..errors import FastJSON
-from .tasks import READING
-from .workers import LEASED, claim_waiting
+from .workers import claim_waiting
 
 log = logging.getLogger("queue_system.server")
 
@@ -25,11 +24,11 @@ log = logging.getLogger("queue_system.server")
 def router(ctx: ServerContext) -> APIRouter:
     api = APIRouter(tags=["lesson"])
     queue = ctx.queue
-    reported = {200: {"model": schemas.SeedTaskOut}, **LEASED}
+    reported = {200: {"model": schemas.SeedTaskOut}, **schemas.LEASE_ERRORS}
 
     @api.post("/task", status_code=202, responses={
         202: {"model": schemas.SeedSubmitOut, "description": "Stored"},
-        **schemas.EVERY_ROUTE, **schemas.WITH_BODY, **schemas.SUBMITTING})
+        **schemas.SUBMIT_ERRORS})
     async def seed_submit(body: schemas.SeedTaskIn):
         """The lesson's route: enqueue ``{type, payload}``; 202 ``{taskId, message, stats}``."""
         ctx.check_depth(body.payload, "payload")
@@ -49,7 +48,8 @@ def router(ctx: ServerContext) -> APIRouter:
         """Counts per status: pending, scheduled, processing, completed, failed (dead letter)."""
         return await ctx.run(queue.stats)
 
-    @api.get("/dequeue", responses={200: {"model": schemas.TaskOut}, **schemas.NO_TASK, **READING})
+    @api.get("/dequeue", responses={200: {"model": schemas.TaskOut}, **schemas.NO_TASK,
+                                                    **schemas.QUERY_ERRORS})
     async def seed_dequeue(request: Request, worker_id: Optional[str] = Query(
             None, min_length=1, max_length=schemas.MAX_ID_LENGTH)):
         """The lesson's worker route: the next task (under a lease) or 204."""

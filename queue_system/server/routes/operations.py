@@ -6,7 +6,6 @@ from fastapi.responses import Response
 
 from .. import schemas
 from ..context import ServerContext
-from .workers import BODY_ERRORS
 
 
 def router(ctx: ServerContext) -> APIRouter:
@@ -22,7 +21,7 @@ def router(ctx: ServerContext) -> APIRouter:
         return {"status": "ok", "store": ctx.store_name, "tasks": counts["total"],
                 "max_claim": ctx.limits.max_claim}
 
-    @api.post("/tasks/purge", responses={200: {"model": schemas.PurgeOut}, **BODY_ERRORS})
+    @api.post("/tasks/purge", responses={200: {"model": schemas.PurgeOut}, **schemas.BODY_ERRORS})
     async def purge_finished(body: schemas.PurgeIn):
         """Delete completed and dead-lettered tasks that finished more than ``older_than``
         seconds ago (``serve --retention`` does it on a timer). Waiting work is kept."""

@@ -13,9 +13,6 @@ from ..errors import FastJSON, error
 
 log = logging.getLogger("queue_system.server")
 
-MAX_OFFSET = 10 ** 12  # far beyond any real queue, within SQLite's integers
-SUBMITTING = {**schemas.EVERY_ROUTE, **schemas.WITH_BODY, **schemas.SUBMITTING}
-READING = {**schemas.EVERY_ROUTE, **schemas.WITH_QUERY}
 
 
 def router(ctx: ServerContext) -> APIRouter:
@@ -33,7 +30,7 @@ def router(ctx: ServerContext) -> APIRouter:
         202: {"model": schemas.TaskOut, "description": "Stored"},
         200: {"model": schemas.TaskOut,
               "description": "The idempotency key was used before: the first task, unchanged"},
-        **SUBMITTING})
+        **schemas.SUBMIT_ERRORS})
     async def submit_task(body: schemas.TaskIn):
         """Enqueue a task with priority, max_retries, execute_at or delay, idempotency key.
 
@@ -46,8 +43,9 @@ def router(ctx: ServerContext) -> APIRouter:
         return FastJSON(task.to_dict(), status_code=202 if created else 200)
 
     @api.post("/tasks/batch", status_code=202, responses={
-        202: {"model": schemas.TasksOut, "description": "All stored (a resent key: its first task)"},
-        **SUBMITTING})
+        202: {"model": schemas.TasksOut,
+              "description": "All stored (a resent key: its first task)"},
+        **schemas.SUBMIT_ERRORS})
     async def submit_batch(body: schemas.TaskBatchIn):
         """Enqueue up to 1000 tasks at once: all are stored, or none (400 says which is bad)."""
         for number, spec in enumerate(body.tasks):
@@ -72,11 +70,11 @@ def router(ctx: ServerContext) -> APIRouter:
         """One task, with its whole record; 404 if unknown."""
         return (await ctx.run(queue.get, task_id)).to_dict()
 
-    @api.get("/tasks", responses={200: {"model": schemas.TaskListOut}, **READING})
+    @api.get("/tasks", responses={200: {"model": schemas.TaskListOut}, **schemas.QUERY_ERRORS})
     async def list_tasks(status: Optional[schemas.Status] = None,
                          type: Optional[str] = Query(None, max_length=schemas.MAX_TYPE_LENGTH),
                          limit: int = Query(100, ge=1, le=1000),
-                         offset: int = Query(0, ge=0, le=MAX_OFFSET)):
+                         offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET)):
         """Tasks in submission order, filtered by status and type."""
         tasks = await ctx.run(queue.list, status, type, limit, offset)
         return {"tasks": [t.to_dict() for t in tasks], "count": len(tasks)}

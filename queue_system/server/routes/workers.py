@@ -23,9 +23,7 @@ from ..long_poll import wait_for_work
 
 log = logging.getLogger("queue_system.server")
 
-BODY_ERRORS = {**schemas.EVERY_ROUTE, **schemas.WITH_BODY}
-LEASED = {**BODY_ERRORS, **schemas.LEASED}
-ONE_TASK = {200: {"model": schemas.TaskOut}, **LEASED}
+HELD_TASK = {200: {"model": schemas.TaskOut}, **schemas.LEASE_ERRORS}  # acting on a held task
 
 
 async def claim_waiting(ctx: ServerContext, request: Request, worker_id: str, types,
@@ -68,8 +66,7 @@ async def claim_waiting(ctx: ServerContext, request: Request, worker_id: str, ty
             # it) and now wait for a lease that no longer exists.
             ctx.wake_workers()
             return []
-        ctx.workers.heard(worker_id, lease_seconds)
-        ctx.claimed(tasks)
+        ctx.metrics.on_claimed(tasks)
         for task in tasks:
             log.info("[Queue] Dequeued task %s by %s", task.id, worker_id)
         return tasks
@@ -110,7 +107,7 @@ def router(ctx: ServerContext) -> APIRouter:
         return results
 
     @api.post("/tasks/claim", responses={
-        200: {"model": schemas.ClaimOut}, **schemas.NO_TASK, **BODY_ERRORS})
+        200: {"model": schemas.ClaimOut}, **schemas.NO_TASK, **schemas.BODY_ERRORS})
     async def claim(body: ClaimIn, request: Request):
         """Take up to ``max_tasks`` ready tasks, each under a lease; wait up to ``wait`` s.
 
@@ -127,27 +124,27 @@ def router(ctx: ServerContext) -> APIRouter:
             return Response(status_code=204)
         return FastJSON({"tasks": [t.to_dict() for t in tasks]})
 
-    @api.post("/tasks/{task_id}/heartbeat", responses=ONE_TASK)
+    @api.post("/tasks/{task_id}/heartbeat", responses=HELD_TASK)
     async def heartbeat(task_id: str, body: HeartbeatIn):
         """Extend the lease of a task you hold; 409 if the lease is stale."""
         task = await ctx.run(queue.heartbeat, task_id, body.lease_id, body.lease_seconds)
         ctx.workers.heard(task.worker_id, body.lease_seconds)
         return task.to_dict()
 
-    @api.post("/tasks/{task_id}/complete", responses=ONE_TASK)
+    @api.post("/tasks/{task_id}/complete", responses=HELD_TASK)
     async def complete(task_id: str, body: schemas.CompleteIn):
         """Record success with a result; 409 if the lease is stale or the task not in progress."""
         ctx.check_depth(body.result, "result")
         return (await ctx.finish(queue.complete, task_id, body.lease_id, body.result,
                                  ok=True)).to_dict()
 
-    @api.post("/tasks/{task_id}/fail", responses=ONE_TASK)
+    @api.post("/tasks/{task_id}/fail", responses=HELD_TASK)
     async def fail(task_id: str, body: schemas.FailIn):
         """Record a failed attempt: retried after the backoff, or dead-lettered."""
         return (await ctx.finish(queue.fail, task_id, body.lease_id, body.error,
                                  ok=False)).to_dict()
 
-    @api.post("/tasks/{task_id}/release", responses=ONE_TASK)
+    @api.post("/tasks/{task_id}/release", responses=HELD_TASK)
     async def release(task_id: str, body: schemas.ReleaseIn):
         """Give a held task back unfinished (a worker shutting down); no failure counted.
 
@@ -159,7 +156,7 @@ def router(ctx: ServerContext) -> APIRouter:
             ctx.metrics.on_given_back(task)
         return task.to_dict()
 
-    @api.post("/tasks/ack", responses={200: {"model": schemas.AckOut}, **BODY_ERRORS})
+    @api.post("/tasks/ack", responses={200: {"model": schemas.AckOut}, **schemas.BODY_ERRORS})
     async def ack(body: schemas.AckBatchIn):
         """Report many finished attempts in one request; each succeeds or fails alone."""
         return {"results": await record_outcomes(body.acks)}
