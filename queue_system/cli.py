@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import sys
 from typing import List, Optional
 
@@ -88,14 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the HTTP server (the producer API)",
                                 description="Run the queue's HTTP API. Tasks are kept in a SQLite "
-                                            "file, so a restart loses nothing.")
+                                            "file by default, so a restart loses nothing.")
     serve.add_argument("--host", default=env("HOST", "127.0.0.1"),
                        help="address to listen on (HOST; default 127.0.0.1, 0.0.0.0 in Docker)")
     serve.add_argument("--port", type=PORT, default=env("PORT", "3000"),
                        help="port (PORT; default 3000, as in the lesson)")
-    serve.add_argument("--db", default=env("QUEUE_DB", "data/queue.db"),
-                       help="SQLite file, created if missing, or 'memory' "
-                            "(QUEUE_DB; default data/queue.db)")
+    serve.add_argument("--store", "--db", dest="store",
+                       default=env("QUEUE_STORE", env("QUEUE_DB", "sqlite:///data/queue.db")),
+                       help="where tasks are kept: sqlite:///PATH (a file, created if missing), "
+                            "memory:// or redis://HOST:PORT/DB; a bare path is a SQLite file "
+                            "(QUEUE_STORE, or QUEUE_DB; default sqlite:///data/queue.db)")
     serve.add_argument("--lease", type=LEASE, default=env("LEASE_SECONDS", "15"),
                        help="seconds a worker holds a task without a heartbeat "
                             "(LEASE_SECONDS; default 15)")
@@ -226,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=PORT, default=0,
                       help="server port (default 3000, the dashboard's address in the README; "
                            "a free one if 3000 is taken)")
-    demo.add_argument("--db", default=None, help="SQLite file (default: a temporary one)")
+    demo.add_argument("--store", "--db", dest="store", default=None,
+                      help="the server's store URL, as serve's --store "
+                           "(default: a temporary SQLite file)")
     return parser
 
 
@@ -284,8 +287,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: the server answered {exc.status}: {exc.message}", file=sys.stderr)
     except QueueError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
-    except sqlite3.Error as exc:
-        print(f"error: cannot use the database {getattr(args, 'db', '')!r}: {exc}", file=sys.stderr)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
@@ -295,7 +296,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def run_serve(args) -> int:
     from .server.serve import serve
-    serve(host=args.host, port=args.port, db=args.db, lease_seconds=args.lease,
+    serve(host=args.host, port=args.port, store=args.store, lease_seconds=args.lease,
           backoff=args.backoff, limits=limits_from(args), log_level=args.log_level,
           dead_letter_log=args.dead_letter_log, allowed_hosts=args.allowed_host)
     return 0
@@ -396,7 +397,7 @@ def print_tasks(tasks) -> None:
 def run_demo(args) -> int:
     from .demo import run_demo as demo
     return demo(fast=args.fast, workers=args.workers, reports=args.reports,
-                failure_rate=args.failure_rate, port=args.port, db=args.db)
+                failure_rate=args.failure_rate, port=args.port, store=args.store)
 
 
 COMMANDS = {"serve": run_serve, "worker": run_worker, "submit": run_submit, "stats": run_stats, "health": run_health,

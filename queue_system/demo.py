@@ -22,11 +22,12 @@ from typing import List, Optional
 from .client import QueueClient, ServerUnreachable
 from .local import stop_all
 from .localhost import dashboard_address, free_port, port_is_free, wait_for
+from .stores import store_url
 
 BAR_WIDTH = 30
 
 
-def wait_until_healthy(client: QueueClient, process: subprocess.Popen, db: str,
+def wait_until_healthy(client: QueueClient, process: subprocess.Popen, store: str,
                        seconds: float = 20) -> None:
     """Wait for *our* server: another one already on the port must not be mistaken for it."""
     def answer():
@@ -38,11 +39,11 @@ def wait_until_healthy(client: QueueClient, process: subprocess.Popen, db: str,
         except ServerUnreachable:
             return None
     try:
-        store = wait_for(answer, seconds, "the server")
+        answered = wait_for(answer, seconds, "the server")
     except TimeoutError:
         raise RuntimeError(f"the server did not answer within {seconds:.0f} s") from None
-    if store != f"sqlite:{db}":
-        raise RuntimeError(f"another server answers on {client.url} ({store}); "
+    if answered != store_url(store):
+        raise RuntimeError(f"another server answers on {client.url} ({answered}); "
                            "choose another --port")
 
 
@@ -72,9 +73,9 @@ def lesson_tasks(reports: int) -> List[dict]:
 
 
 def run_demo(fast: bool = False, workers: int = 3, reports: int = 10, failure_rate: float = 0.2,
-             port: int = 0, db: Optional[str] = None, out=sys.stdout) -> int:
+             port: int = 0, store: Optional[str] = None, out=sys.stdout) -> int:
     folder = tempfile.mkdtemp(prefix="queue-demo-")
-    db = db or os.path.join(folder, "queue.db")
+    store = store or os.path.join(folder, "queue.db")
     # The README's address, where the dashboard is, unless something already uses it.
     port = port or (DEMO_PORT if port_is_free(DEMO_PORT) else free_port())
     url = f"http://127.0.0.1:{port}"
@@ -87,15 +88,15 @@ def run_demo(fast: bool = False, workers: int = 3, reports: int = 10, failure_ra
     # `kill` (SIGTERM) stops the demo like Ctrl-C does: its processes are stopped too.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, interrupt)
-    say(f"Starting the producer API on {url} (tasks stored in {db})")
-    server = subprocess.Popen(python + ["serve", "--port", str(port), "--db", db,
+    say(f"Starting the producer API on {url} (tasks stored in {store})")
+    server = subprocess.Popen(python + ["serve", "--port", str(port), "--store", store,
                                         "--backoff", "exponential:0.2:2" if fast else
                                         "exponential:1:10", "--log-level", "warning"],
                               stdout=log, stderr=subprocess.STDOUT)
     processes = [server]
     client = QueueClient(url)
     try:
-        wait_until_healthy(client, server, db)
+        wait_until_healthy(client, server, store)
         say(f"Dashboard: {dashboard_address(port)} (the API's documentation at /docs)")
         for n in range(1, workers + 1):
             processes.insert(0, subprocess.Popen(

@@ -1,8 +1,9 @@
 """The queue's refusals, each with a message a student can act on.
 
 The HTTP API maps them to status codes: ``InvalidTask`` 400,
-``TaskNotFound`` 404, ``TaskConflict`` 409, ``QueueFull`` 503 and
-``StoreFull`` 507, both with a ``Retry-After``.
+``TaskNotFound`` 404, ``TaskConflict`` 409, ``QueueFull`` and
+``StoreUnavailable`` 503, ``StoreFull`` 507, the last three with a
+``Retry-After``.
 """
 
 
@@ -55,4 +56,16 @@ class StoreFull(QueueError):
 
     def __init__(self, message: str, retry_after: int = 60):
         super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(QueueError):
+    """The store's engine failed (a locked or broken file, a lost connection): nothing
+    of the operation was kept. Every store raises it for its engine's own errors, so
+    the server answers them alike (503) whatever the engine."""
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(f"the store could not do this, nothing was saved: {message}")
         self.retry_after = retry_after

@@ -193,7 +193,7 @@ def test_odd_task_ids_and_urls_are_messages(live, tmp_path):
     bad_url = cli("stats", "--url", "http://[::1")
     assert bad_url.returncode == 1 and "not a server address" in bad_url.stderr
     not_a_db = cli("serve", "--db", str(tmp_path), "--port", "0")
-    assert not_a_db.returncode == 1 and "cannot use the database" in not_a_db.stderr
+    assert not_a_db.returncode == 1 and "cannot use the store sqlite:///" in not_a_db.stderr
     for answer in (bad_url, not_a_db):
         assert "Traceback" not in answer.stderr
 

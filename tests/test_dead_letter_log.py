@@ -4,16 +4,26 @@ written only once the transition is committed."""
 import json
 import logging
 import os
-import sqlite3
 import threading
 
 import pytest
-
-from queue_system import Backoff, ManualClock, MemoryStore, SQLiteStore, TaskQueue, sequential_ids
-from queue_system.dead_letter_log import DeadLetterLog, dead_letter_line, read_dead_letter_log
-from queue_system.server.group_commit import GroupCommitter, Outbox
-
 from live import LiveSystem, wait_for
+
+from queue_system import (
+    Backoff,
+    ManualClock,
+    MemoryStore,
+    SQLiteStore,
+    TaskQueue,
+    sequential_ids,
+)
+from queue_system.dead_letter_log import (
+    DeadLetterLog,
+    dead_letter_line,
+    read_dead_letter_log,
+)
+from queue_system.errors import StoreUnavailable
+from queue_system.server.group_commit import GroupCommitter, Outbox
 
 
 def queue_with_log(store, clock, log):
@@ -90,7 +100,7 @@ def test_a_failed_commit_releases_no_effect(tmp_path):
         gate.set()
         blocker.result()
         for future in futures:
-            with pytest.raises(sqlite3.Error):
+            with pytest.raises(StoreUnavailable):
                 future.result(10)
     finally:
         committer.close()

@@ -4,12 +4,12 @@ A full disk makes SQLite abandon the whole transaction; every request of
 the batch must then fail with that error, and none may be stored.
 """
 
-import sqlite3
 import threading
 
 import pytest
 
 from queue_system import MemoryStore, SQLiteStore, TaskQueue
+from queue_system.errors import StoreUnavailable
 from queue_system.server.group_commit import GroupCommitter
 
 
@@ -48,7 +48,7 @@ def test_a_full_disk_fails_the_whole_batch_and_stores_nothing(tmp_path):
         blocker.result()
         errors = []
         for future in futures:
-            with pytest.raises(sqlite3.Error) as caught:
+            with pytest.raises(StoreUnavailable) as caught:
                 future.result(timeout=10)
             errors.append(str(caught.value))
         assert any("full" in e for e in errors), errors

@@ -26,7 +26,7 @@ def clock():
 def api(tmp_path, clock):
     queue = TaskQueue(SQLiteStore(str(tmp_path / "api.db")), clock, backoff=Backoff("none"),
                       lease_seconds=30, rng=random.Random(0))
-    with TestClient(create_app(queue, max_body=64 * 1024, store_name="sqlite")) as client:
+    with TestClient(create_app(queue, max_body=64 * 1024)) as client:
         yield client
     queue.store.close()
 

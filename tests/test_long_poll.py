@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from queue_system import MemoryStore, SQLiteStore, TaskQueue
+from queue_system.errors import StoreUnavailable
 from queue_system.server.group_commit import GroupCommitter
 from queue_system.server.long_poll import WaitingClaims, wait_for_work
 
@@ -103,9 +104,9 @@ def test_a_commit_that_fails_hands_out_nothing_and_the_worker_is_told(tmp_path):
                 return original.execute(sql, *args)
         store._db = FailingCommit()
         future = committer.submit(queue.submit, "x", {}, makes_work=True)
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(StoreUnavailable):
             future.result(timeout=10)
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(StoreUnavailable):
             waiter.future.result(timeout=10)  # told: its claim was undone with the rest
         store._db = original
     finally:
@@ -156,16 +157,16 @@ def test_a_store_that_gives_up_while_serving_tells_every_waiter(tmp_path):
     def claim_then_lose_the_transaction(worker_id, *args):
         if worker_id == "w2":  # the first waiter was served, then the store gives up
             store._db.execute("ROLLBACK")
-            raise sqlite3.OperationalError("disk I/O error")
+            raise StoreUnavailable("disk I/O error")
         return claim(worker_id, *args)
     queue.claim = claim_then_lose_the_transaction
     try:
         future = committer.submit(queue.submit_many, [{"type": "x"}, {"type": "x"}],
                                   makes_work=True)
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(StoreUnavailable):
             future.result(timeout=10)
         for waiter in (first, second):  # both told, neither left hanging nor parked
-            with pytest.raises(sqlite3.OperationalError):
+            with pytest.raises(StoreUnavailable):
                 waiter.future.result(timeout=10)
         assert not waiting._waiters
     finally:

@@ -18,7 +18,7 @@ def served(tmp_path):
     clock = ManualClock(START)
     queue = TaskQueue(SQLiteStore(str(tmp_path / "metrics.db")), clock, backoff=Backoff("none"),
                       lease_seconds=30, rng=random.Random(0))
-    with TestClient(create_app(queue, store_name="sqlite")) as client:
+    with TestClient(create_app(queue)) as client:
         yield client, clock
     queue.store.close()
 

@@ -33,7 +33,7 @@ from .routes import dashboard, dead_letter, lesson, operations, tasks, workers
 
 
 def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
-               max_body: Optional[int] = None, store_name: str = "memory",
+               max_body: Optional[int] = None,
                dead_letter_log: Optional[DeadLetterLog] = None,
                access: Access = Access(), disk_folder: Optional[str] = None):
     """The API over ``queue``, as an ASGI app. The app owns the queue's store while it runs.
@@ -47,8 +47,7 @@ def create_app(queue: TaskQueue, *, limits: Limits = DEFAULT_LIMITS,
     died) is appended to it once that transition is committed."""
     if max_body is not None:
         limits = limits.replace(max_body=max_body)
-    ctx = ServerContext(queue, limits, store_name=store_name,
-                        dead_letter_log=dead_letter_log, disk_folder=disk_folder)
+    ctx = ServerContext(queue, limits, dead_letter_log=dead_letter_log, disk_folder=disk_folder)
     app = FastAPI(title="queue_system", version="1.0",
                   summary="The lesson's task queue: priorities, retries, dead letter, "
                           "scheduled tasks and leases.",

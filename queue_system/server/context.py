@@ -43,10 +43,10 @@ PURGE_STEP = 1000  # finished tasks deleted per transaction
 class ServerContext:
     """The state of one running app, and the steps its routes share."""
 
-    def __init__(self, queue: TaskQueue, limits: Limits, *, store_name: str,
+    def __init__(self, queue: TaskQueue, limits: Limits, *,
                  dead_letter_log: Optional[DeadLetterLog] = None,
                  disk_folder: Optional[str] = None):
-        self.queue, self.limits, self.store_name = queue, limits, store_name
+        self.queue, self.limits = queue, limits
         self.dead_letter_log = dead_letter_log
         self.disk = DiskGuard(disk_folder, limits.min_free_disk,
                               reusable_bytes=queue.store.reusable_bytes)

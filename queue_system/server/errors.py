@@ -4,7 +4,8 @@
   503 with ``Retry-After``...): its status and message;
 * the body or a parameter does not follow the schema: a 400 in one sentence
   (FastAPI would say 422 with a list);
-* the store's engine failed: a 503, nothing was saved;
+* the store's engine failed (``StoreUnavailable``, whatever the engine): a 503 with
+  ``Retry-After``, nothing was saved, and a line in the log;
 * anything else: a 500 that names the error's kind, the trace in the log;
 * Starlette's own 404 and 405, the 405 naming every method of the path.
 """
@@ -12,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any, Optional
 
 from fastapi import FastAPI, Request
@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from .. import json_codec
-from ..errors import QueueError
+from ..errors import QueueError, StoreUnavailable
 
 log = logging.getLogger("queue_system.server")
 
@@ -73,6 +73,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(QueueError)
     async def queue_error(request: Request, exc: QueueError):
+        if isinstance(exc, StoreUnavailable):
+            log.error("the store failed on %s %s: %s", request.method, request.url.path,
+                      exc.__cause__ or exc)
         retry_after = getattr(exc, "retry_after", None)  # a full queue, a full disk
         return error(exc.status_code, exc.message,
                      None if retry_after is None else {"Retry-After": str(retry_after)})
@@ -83,11 +86,6 @@ def install_error_handlers(app: FastAPI) -> None:
         if request.url.path == "/tasks/batch":
             message = f"no task stored: {message}"  # a batch is all or nothing
         return error(status, message)
-
-    @app.exception_handler(sqlite3.Error)
-    async def store_error(request: Request, exc: sqlite3.Error):
-        log.error("the store failed: %s", exc)
-        return error(503, f"the store could not do this, nothing was saved: {exc}")
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception):

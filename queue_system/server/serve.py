@@ -16,10 +16,11 @@ import uvicorn
 
 from ..backoff import Backoff
 from ..dead_letter_log import DeadLetterLog
+from ..errors import StoreUnavailable
 from ..limits import DEFAULT_LIMITS, Limits
 from ..localhost import dashboard_address
 from ..queue import TaskQueue
-from ..stores import open_store
+from ..stores import open_store, store_url
 from .access import Access
 from .app import create_app
 from .connections import server_config
@@ -38,12 +39,13 @@ class CleanStopServer(uvicorn.Server):
             self._captured_signals.clear()
 
 
-def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
+def serve(host: str = "127.0.0.1", port: int = 3000, store: str = "sqlite:///queue.db",
           lease_seconds: float = 15.0, backoff: Backoff = Backoff(),
           limits: Limits = DEFAULT_LIMITS, log_level: str = "info",
           dead_letter_log: Optional[str] = None, allowed_hosts: Iterable[str] = (),
           token: Optional[str] = None, worker_token: Optional[str] = None) -> None:
-    """Serve the queue until SIGINT/SIGTERM. ``db`` is a SQLite file, or ``memory``;
+    """Serve the queue until SIGINT/SIGTERM. ``store`` is a store URL (``stores``: a
+    SQLite file, ``memory://``, ``redis://...``; a bare path is a SQLite file);
     ``dead_letter_log`` a file that gets a JSON line per dead-lettered task. The
     tokens default to ``QUEUE_TOKEN`` and ``QUEUE_WORKER_TOKEN`` from the environment."""
     if lease_seconds > limits.max_lease:
@@ -52,25 +54,26 @@ def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
     token = token or os.environ.get("QUEUE_TOKEN") or None
     worker_token = worker_token or os.environ.get("QUEUE_WORKER_TOKEN") or None
     access = Access.for_bind(host, token, worker_token, allowed_hosts)
-    if db != "memory":
-        folder = os.path.dirname(os.path.abspath(db))
-        os.makedirs(folder, exist_ok=True)
+    url = store_url(store)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(url[len("sqlite:///"):])), exist_ok=True)
     try:
         dead_letters = DeadLetterLog(dead_letter_log) if dead_letter_log else None
     except OSError as exc:
         raise OSError(f"cannot write the dead-letter log {dead_letter_log!r}: "
                       f"{exc.strerror or exc}") from None
-    store = open_store(db)
-    queue = TaskQueue(store, lease_seconds=lease_seconds, backoff=backoff,
+    try:
+        opened = open_store(url)
+    except StoreUnavailable as exc:
+        raise ValueError(f"cannot use the store {url}: {exc.__cause__ or exc}") from None
+    queue = TaskQueue(opened, lease_seconds=lease_seconds, backoff=backoff,
                       capacity=limits.capacity)
-    app = create_app(queue, limits=limits,
-                     store_name="memory" if db == "memory" else f"sqlite:{db}",
-                     dead_letter_log=dead_letters, access=access,
-                     disk_folder=None if db == "memory" else os.path.dirname(os.path.abspath(db)))
+    app = create_app(queue, limits=limits, dead_letter_log=dead_letters, access=access,
+                     disk_folder=opened.folder)
     logging.basicConfig(level=log_level.upper(), format="%(message)s")
     logging.getLogger("queue_system").setLevel(log_level.upper())
     print(f"Producer API listening on http://{host}:{port} "
-          f"(store: {db}, lease {lease_seconds:g}s, docs at /docs)", flush=True)
+          f"(store: {opened.url}, lease {lease_seconds:g}s, docs at /docs)", flush=True)
     print(f"Dashboard: {dashboard_address(port, host)}", flush=True)
     if dead_letters is not None:
         print(f"Dead-lettered tasks are logged to {dead_letter_log}", flush=True)
@@ -81,7 +84,7 @@ def serve(host: str = "127.0.0.1", port: int = 3000, db: str = "queue.db",
     try:
         server.run()
     finally:
-        store.close()
+        opened.close()
         if dead_letters is not None:
             dead_letters.close()
     if not server.started:  # e.g. the port was taken: uvicorn said why

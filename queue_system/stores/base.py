@@ -25,6 +25,12 @@ from ..task import Task
 class Store(ABC):
     """Abstract task store. Methods run inside ``transaction()`` when they must be atomic."""
 
+    #: The URL that names this store (``open_store`` opens it again), shown by ``/health``.
+    url = ""
+    #: The folder of the store's files on this machine, whose free disk the server watches;
+    #: None for a store with no files here (memory, a Redis server).
+    folder: Optional[str] = None
+
     #: Whether a nested ``transaction()`` block that raises is undone alone, writes
     #: included (SQLite's savepoints). A store without it (the memory store) can only
     #: rely on the queue's rule that a refused transition raises before it writes.

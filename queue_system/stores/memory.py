@@ -50,6 +50,8 @@ class MemoryStore(Store):
     with a leading underscore; those bodies assume the lock is held (or not needed).
     """
 
+    url = "memory://"
+
     def __init__(self, threadsafe: bool = True, keep_completed: bool = True):
         self._tasks: Dict[str, Task] = {}
         self._seq: Dict[str, int] = {}

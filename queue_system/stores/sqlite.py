@@ -10,17 +10,21 @@ the ``sqlite3`` shell to watch a task's life: ``SELECT * FROM tasks``.
 Writes are transactions (``BEGIN IMMEDIATE``, so two servers on one file
 take turns); a nested ``transaction()`` is a savepoint, which lets a
 server commit many requests at once and still undo one of them alone.
+SQLite's own errors (a locked or broken file, a full disk) leave as
+``StoreUnavailable``, the contract's one error for an engine that failed.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import sqlite3
 import threading
 from functools import lru_cache
 from typing import Dict, Iterable, List, Optional
 
 from .. import json_codec
-from ..errors import ConcurrentUpdate
+from ..errors import ConcurrentUpdate, StoreUnavailable
 from ..task import PRIORITY_RANK, STATUSES, Task
 from .base import Store
 
@@ -119,14 +123,36 @@ def _pending_of_types(count: int) -> str:
     return f"SELECT {COLUMNS} FROM ({arms}) ORDER BY rank, execute_at, seq LIMIT ?"
 
 
+def unavailable(exc: sqlite3.Error) -> StoreUnavailable:
+    return StoreUnavailable(f"SQLite: {exc}")
+
+
+def engine_errors(method):
+    """Let SQLite's errors out of ``method`` as the contract's ``StoreUnavailable``.
+
+    (A plain try/except costs nothing until it catches; this wrapper adds one call,
+    well under a microsecond, to operations that each cost tens of them.)"""
+    @functools.wraps(method)
+    def translated(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise unavailable(exc) from exc
+    return translated
+
+
 class SQLiteStore(Store):
     """A store in a SQLite file (``":memory:"`` for a throwaway database)."""
 
+    @engine_errors
     def __init__(self, path: str, synchronous: str = "full", busy_timeout: float = 10.0,
                  page_size: int = 1024):
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
         self.path = path
+        # sqlite:///relative/path, sqlite:////absolute/path (the usual spelling).
+        self.url = f"sqlite:///{path}"
+        self.folder = None if path == ":memory:" else os.path.dirname(os.path.abspath(path))
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                    timeout=busy_timeout)
@@ -170,6 +196,7 @@ class SQLiteStore(Store):
 
     # -- writes -------------------------------------------------------------------
 
+    @engine_errors
     def insert(self, task: Task) -> None:
         with self._lock:
             try:
@@ -177,6 +204,7 @@ class SQLiteStore(Store):
             except sqlite3.IntegrityError as exc:
                 raise ConcurrentUpdate(f"task {task.id} or its idempotency key exists: {exc}") from None
 
+    @engine_errors
     def update(self, task: Task) -> None:
         row = self._row(task)
         rank = PRIORITY_RANK[task.priority]
@@ -191,6 +219,7 @@ class SQLiteStore(Store):
 
     # -- candidates -----------------------------------------------------------------
 
+    @engine_errors
     def next_pending(self, types: Optional[Iterable[str]] = None, limit: int = 1) -> List[Task]:
         if types is None:
             return self._select(NEXT_PENDING, (limit,))
@@ -207,13 +236,16 @@ class SQLiteStore(Store):
             params += (type, limit)
         return self._select(_pending_of_types(len(types)), (*params, limit))
 
+    @engine_errors
     def due_scheduled(self, now: float, limit: int = 1000) -> List[Task]:
         return self._select(DUE_SCHEDULED, (now, limit))
 
+    @engine_errors
     def expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
         # A lease ending exactly now is still valid (see lifecycle.check_lease).
         return self._select(EXPIRED_LEASES, (now, limit))
 
+    @engine_errors
     def next_wakeup(self) -> Optional[float]:
         with self._lock:
             due, = self._db.execute(NEXT_WAKEUP).fetchone()
@@ -221,14 +253,17 @@ class SQLiteStore(Store):
 
     # -- reads ----------------------------------------------------------------------
 
+    @engine_errors
     def get(self, task_id: str) -> Optional[Task]:
         found = self._select(BY_ID, (task_id,))
         return found[0] if found else None
 
+    @engine_errors
     def get_by_idempotency_key(self, key: str) -> Optional[Task]:
         found = self._select(BY_IDEMPOTENCY_KEY, (key,))
         return found[0] if found else None
 
+    @engine_errors
     def list(self, status=None, type=None, limit=100, offset=0) -> List[Task]:
         conditions, params = [], []
         if status is not None:
@@ -241,6 +276,7 @@ class SQLiteStore(Store):
         return self._select(f"{SELECT}{where}ORDER BY seq LIMIT ? OFFSET ?",
                             (*params, limit, offset))
 
+    @engine_errors
     def count_by_status(self) -> Dict[str, int]:
         with self._lock:
             rows = self._db.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall()
@@ -248,10 +284,12 @@ class SQLiteStore(Store):
         counts.update(rows)
         return counts
 
+    @engine_errors
     def count_waiting(self, at_most: Optional[int] = None) -> int:
         with self._lock:
             return self._db.execute(COUNT_WAITING, (-1 if at_most is None else at_most,)).fetchone()[0]
 
+    @engine_errors
     def reusable_bytes(self) -> int:
         # DELETE gives no space back to the file system: freed pages wait on SQLite's
         # free list, and new rows fill them before the file grows.
@@ -260,6 +298,7 @@ class SQLiteStore(Store):
             size, = self._db.execute("PRAGMA page_size").fetchone()
         return free * size
 
+    @engine_errors
     def delete_finished(self, before: float, limit: int = 1000) -> int:
         deleted = 0
         with self._lock:
@@ -272,6 +311,7 @@ class SQLiteStore(Store):
     def transaction_alive(self) -> bool:
         return self._db.in_transaction
 
+    @engine_errors
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -300,8 +340,10 @@ class _Transaction:
                 name = f"sp{store._depth}"
                 store._db.execute(f"SAVEPOINT {name}")
                 self.finish, self.undo = (f"RELEASE {name}",), (f"ROLLBACK TO {name}", f"RELEASE {name}")
-        except BaseException:
+        except BaseException as exc:
             store._lock.release()
+            if isinstance(exc, sqlite3.Error):  # such as a file another process holds locked
+                raise unavailable(exc) from exc
             raise
         store._depth += 1
         return store
@@ -314,14 +356,18 @@ class _Transaction:
                 try:
                     for statement in self.finish:
                         store._db.execute(statement)
-                except BaseException:
+                except BaseException as exc:
                     # The commit failed (disk full...): leave no transaction half open.
                     if store._depth == 0 and store._db.in_transaction:
                         store._db.execute("ROLLBACK")
+                    if isinstance(exc, sqlite3.Error):
+                        raise unavailable(exc) from exc
                     raise
             elif store._db.in_transaction:  # else SQLite already undid everything
                 for statement in self.undo:
                     store._db.execute(statement)
+        except sqlite3.Error as exc:  # the ROLLBACK itself failed
+            raise unavailable(exc) from exc
         finally:
             store._lock.release()
         return False

@@ -18,7 +18,7 @@ def router(ctx: ServerContext) -> APIRouter:
     async def health():
         """200 when the server answers and its store can be read."""
         counts = await ctx.run(queue.stats)
-        return {"status": "ok", "store": ctx.store_name, "tasks": counts["total"],
+        return {"status": "ok", "store": queue.store.url, "tasks": counts["total"],
                 "max_claim": ctx.limits.max_claim}
 
     @api.post("/tasks/purge", responses={200: {"model": schemas.PurgeOut}, **schemas.BODY_ERRORS})

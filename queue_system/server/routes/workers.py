@@ -10,7 +10,6 @@ steady state a worker makes one request per task.
 
 import asyncio
 import logging
-import sqlite3
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -100,7 +99,7 @@ def router(ctx: ServerContext) -> APIRouter:
             else:
                 log.error("ack of task %s failed: %r", item.id, value)
                 results.append({"id": item.id, "error": f"{type(value).__name__}: {value}",
-                                "code": 503 if isinstance(value, sqlite3.Error) else 500})
+                                "code": 500})
         if recorded:  # one worker's reports: heard from once
             ctx.workers.heard(recorded[0][0].worker_id)
             ctx.metrics.on_reported(recorded)
