@@ -86,7 +86,7 @@ def new_task(task_id: str, type: str, payload: Any, now: float, priority: str = 
                           None, None,                 # result, error
                           None, None, None, None,     # worker_id, lease_id, lease_expires_at, claimed_at
                           None, now,                  # finished_at, updated_at
-                          idempotency_key, 0))        # idempotency_key, version
+                          idempotency_key, 0, 0))     # idempotency_key, version, seq
 
 
 def is_whole_number(value) -> bool:
@@ -110,11 +110,11 @@ def claim(task: Task, now: float, worker_id: str, lease_id: str, lease_seconds: 
     # Unpacking all the fields fails loudly if Task ever gains or loses one.
     (id, type, payload, _status, priority, created_at, execute_at, retries, max_retries,
      attempts, result, error, _worker_id, _lease_id, _lease_expires_at, _claimed_at,
-     finished_at, _updated_at, idempotency_key, version) = task
+     finished_at, _updated_at, idempotency_key, version, seq) = task
     return _record(Task, (id, type, payload, "processing", priority, created_at, execute_at,
                           retries, max_retries, attempts + 1, result, error, worker_id, lease_id,
                           now + lease_seconds, now, finished_at, now, idempotency_key,
-                          version + 1))
+                          version + 1, seq))
 
 
 def check_lease(task: Task, now: float, lease_id: Optional[str]) -> None:
@@ -145,10 +145,10 @@ def complete(task: Task, now: float, lease_id: Optional[str], result: Any) -> Ta
     # Field by field, as in claim(): the fast way for a step every task takes.
     (id, type, payload, _status, priority, created_at, execute_at, retries, max_retries,
      attempts, _result, error, worker_id, _lease_id, _lease_expires_at, claimed_at,
-     _finished_at, _updated_at, idempotency_key, version) = task
+     _finished_at, _updated_at, idempotency_key, version, seq) = task
     return _record(Task, (id, type, payload, "completed", priority, created_at, execute_at,
                           retries, max_retries, attempts, result, error, worker_id, None,
-                          None, claimed_at, now, now, idempotency_key, version + 1))
+                          None, claimed_at, now, now, idempotency_key, version + 1, seq))
 
 
 def fail(task: Task, now: float, lease_id: Optional[str], error: Optional[str],

@@ -47,6 +47,11 @@ class Task(NamedTuple):
     task whose ``retries`` reaches ``max_retries`` goes to the dead letter,
     so with the default 3 a task fails at most 3 times. ``attempts`` counts
     the runs: every claim, except one given back before its handler began.
+
+    ``seq`` is the task's place in the line of submissions, given by the store
+    when it stores the task (a new task's is 0). Pending tasks are served by
+    ``serving_order``: priority first, then the time they became ready, then
+    ``seq``, so equal priorities stay first-in first-out on every store.
     """
 
     id: str
@@ -69,6 +74,7 @@ class Task(NamedTuple):
     updated_at: float = 0.0              # time of the latest transition
     idempotency_key: Optional[str] = None
     version: int = 0
+    seq: int = 0                         # place in line, given by the store
 
     def to_dict(self) -> dict:
         """The task as JSON-ready data (the HTTP API's representation)."""
@@ -78,3 +84,10 @@ class Task(NamedTuple):
     def from_dict(cls, data: dict) -> "Task":
         """Rebuild a task from ``to_dict`` output; unknown keys are ignored."""
         return cls(**{k: data[k] for k in cls._fields if k in data})
+
+
+def serving_order(task: Task) -> tuple:
+    """The key pending tasks are served by, smallest first: the priority's rank (high
+    first), then ``execute_at`` (when the task became ready), then ``seq``. Every store
+    orders pending tasks by it, from the task's own fields."""
+    return (PRIORITY_RANK[task.priority], task.execute_at, task.seq)

@@ -373,15 +373,13 @@ class Model:
     # -- the time series ------------------------------------------------------------------
 
     def _sampler(self, every: float):
-        env, sample, counts, current = self.env, self.rec.sample, self.store.count_by_status, self.current
+        env, sample, counts, current = self.env, self.rec.sample, self.queue.stats, self.current
         # At most MAX_SAMPLES samples. A scenario with a duration is refused if it would
         # need more; a run without one (until max_tasks are done) has no known end, and
         # its time series simply stops there rather than fill the memory.
         for _ in range(MAX_SAMPLES + 1):
             busy = sum(1 for held in current if held is not None)  # workers serving a task now
-            # The store's counts, not queue.stats(): stats() would sweep, and a sweep
-            # from the observer must not change what the workers see.
-            c = counts()
+            c = counts()  # reading changes nothing: the observer cannot alter the run
             sample(env.now, c["pending"], c["scheduled"], c["processing"], busy, c["failed"])
             yield env.timeout(every)
 

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from queue_system import Backoff, ManualClock, MemoryStore, TaskQueue
+from queue_system.localhost import wait_for
 from queue_system.server import create_app
 from queue_system.server.access import Access
 
@@ -90,15 +91,17 @@ def test_a_stopped_worker_disappears_when_its_lease_runs_out(served):
     assert state["workers"][0]["tasks"][0]["id"] == task["id"]
     assert state["workers"][0]["lease_left"] == pytest.approx(1.0)
     clock.advance(1.5)  # w1 said nothing more: its lease (10 s, not the server's 30) ran out
-    state = client.get("/dashboard/state").json()
+    state = wait_for(lambda: (seen := client.get("/dashboard/state").json())["counts"]["pending"]
+                     and seen, 10, "the server's sweep")
     assert state["counts"]["pending"] == 1 and state["counts"]["processing"] == 0
     assert state["workers"] == []
     # A worker that asked for no lease of its own is forgotten after the server's.
     client.post("/tasks/claim", json={"worker_id": "w2"})
     clock.advance(29.0)
     assert [row["id"] for row in client.get("/dashboard/state").json()["workers"]] == ["w2"]
-    clock.advance(1.5)
-    assert client.get("/dashboard/state").json()["workers"] == []
+    clock.advance(1.5)  # its lease ran out too: gone once the server's timer has swept
+    wait_for(lambda: client.get("/dashboard/state").json()["workers"] == [], 10,
+             "the server's sweep")
 
 
 def test_the_history_keeps_the_last_minutes_a_point_a_second(served):

@@ -1,6 +1,7 @@
 """The dead-letter log (exercise 2.3): one JSON line per task that enters the dead letter,
 written only once the transition is committed."""
 
+import contextlib
 import json
 import logging
 import os
@@ -8,6 +9,7 @@ import threading
 
 import pytest
 from live import LiveSystem, wait_for
+from sqlite_faults import next_commit_fails
 
 from queue_system import (
     Backoff,
@@ -80,7 +82,8 @@ def test_an_undone_request_leaves_nothing_in_the_outbox(tmp_path):
     assert written == ["kept"]
 
 
-def test_a_failed_commit_releases_no_effect(tmp_path):
+@pytest.mark.parametrize("fault", ["commit", "request"])
+def test_a_failed_commit_or_request_releases_no_effect(tmp_path, fault):
     store = SQLiteStore(str(tmp_path / "q.db"))
     queue = TaskQueue(store)
     outbox, written = Outbox(), []
@@ -97,14 +100,22 @@ def test_a_failed_commit_releases_no_effect(tmp_path):
         blocker = committer.submit(lambda: (running.set(), gate.wait()))
         running.wait(10)
         futures = [committer.submit(big_submit_with_effect), committer.submit(queue.submit, "s", {})]
-        gate.set()
-        blocker.result()
-        for future in futures:
-            with pytest.raises(StoreUnavailable):
-                future.result(10)
+        # The big task does not fit: SQLite refuses that request alone. Or the commit of
+        # the batch fails, and SQLite gives up the whole transaction.
+        with next_commit_fails(store, after=1) if fault == "commit" else contextlib.nullcontext():
+            gate.set()
+            blocker.result()
+            with pytest.raises(StoreUnavailable, match="full"):
+                futures[0].result(10)
+            if fault == "commit":
+                with pytest.raises(StoreUnavailable):
+                    futures[1].result(10)
+            else:
+                assert futures[1].result(10)[1]  # stored: one request refused, not the batch
     finally:
         committer.close()
     assert written == []
+    assert [task.type for task in queue.list()] == ([] if fault == "commit" else ["s"])
 
 
 def test_the_server_logs_dead_letters_to_a_file(tmp_path):

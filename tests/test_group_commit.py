@@ -1,12 +1,15 @@
 """Group commit: many requests, one transaction, and nothing half done.
 
-A full disk makes SQLite abandon the whole transaction; every request of
-the batch must then fail with that error, and none may be stored.
+A request that does not fit on a full disk is refused alone. A commit that
+fails makes SQLite abandon the whole transaction; every request of the batch
+must then fail with that error, and none may be stored.
 """
 
+import contextlib
 import threading
 
 import pytest
+from sqlite_faults import next_commit_fails
 
 from queue_system import MemoryStore, SQLiteStore, TaskQueue
 from queue_system.errors import StoreUnavailable
@@ -29,7 +32,8 @@ def test_one_refused_request_does_not_undo_the_others(tmp_path):
     assert [t.payload for t in queue.list()] == [1, 3]
 
 
-def test_a_full_disk_fails_the_whole_batch_and_stores_nothing(tmp_path):
+@pytest.mark.parametrize("fault", ["commit", "request"])
+def test_a_full_disk_refuses_what_did_not_fit_or_the_whole_batch(tmp_path, fault):
     store = SQLiteStore(str(tmp_path / "q.db"))
     queue = TaskQueue(store)
     queue.submit("before", {})
@@ -44,18 +48,22 @@ def test_a_full_disk_fails_the_whole_batch_and_stores_nothing(tmp_path):
         futures = [committer.submit(queue.submit, "small", {}),
                    committer.submit(queue.submit, "big", {"blob": "x" * 50_000}),
                    committer.submit(queue.submit, "small2", {})]
-        gate.set()
-        blocker.result()
-        errors = []
-        for future in futures:
-            with pytest.raises(StoreUnavailable) as caught:
-                future.result(timeout=10)
-            errors.append(str(caught.value))
-        assert any("full" in e for e in errors), errors
+        with next_commit_fails(store, after=1) if fault == "commit" else contextlib.nullcontext():
+            gate.set()
+            blocker.result()
+            with pytest.raises(StoreUnavailable, match="full"):
+                futures[1].result(timeout=10)  # the big one never fits
+            for future in (futures[0], futures[2]):
+                if fault == "commit":
+                    with pytest.raises(StoreUnavailable, match="full"):
+                        future.result(timeout=10)
+                else:
+                    assert future.result(timeout=10)[1]
     finally:
         committer.close()
     store._db.execute(f"PRAGMA max_page_count={pages + 10_000}")
-    assert [t.type for t in queue.list()] == ["before"]
+    assert [t.type for t in queue.list()] == (["before"] if fault == "commit"
+                                              else ["before", "small", "small2"])
     # The store still works afterwards.
     assert queue.submit("after", {})[1]
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from queue_system import Backoff, ManualClock, SQLiteStore, TaskQueue
+from queue_system.localhost import wait_for
 from queue_system.server import create_app
 
 START = 1_700_000_000.0
@@ -395,3 +396,18 @@ def test_a_stale_outcome_on_a_claim_changes_nothing_and_the_claim_still_works(ap
     assert refused["code"] == 409 and "stale" in refused["error"]
     assert answer.json()["tasks"] == []  # nothing left to claim: 200 all the same
     assert api.get(f"/tasks/{task}").json()["lease_id"] == again["lease_id"]
+
+
+def test_the_server_sweeps_on_its_own_timer_while_no_worker_asks(api, clock):
+    delayed = api.post("/tasks", json={"type": "email", "delay": 5}).json()
+    held = api.post("/tasks", json={"type": "report"}).json()
+    lease = claim(api, "w1", lease_seconds=3)[0]
+    assert lease["id"] == held["id"]
+    clock.advance(5.0)  # the delayed task is due, w1's lease has run out
+    # No claim comes: the timer promotes the one and takes the other back. (A GET does
+    # not: reading changes nothing, see the store contract.)
+    stats = wait_for(lambda: (seen := api.get("/stats").json())["pending"] == 2 and seen,
+                     10, "the server's sweep")
+    assert stats["scheduled"] == stats["processing"] == 0
+    assert api.get(f"/tasks/{delayed['id']}").json()["status"] == "pending"
+    assert api.get(f"/tasks/{held['id']}").json()["retries"] == 1  # the lease expired

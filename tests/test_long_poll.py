@@ -2,13 +2,14 @@
 batch's own commit, first parked first served (no HTTP: the store thread alone)."""
 
 import asyncio
-import sqlite3
 import threading
 
 import pytest
+from sqlite_faults import next_commit_fails
 
 from queue_system import MemoryStore, SQLiteStore, TaskQueue
 from queue_system.errors import StoreUnavailable
+from queue_system.localhost import wait_for
 from queue_system.server.group_commit import GroupCommitter
 from queue_system.server.long_poll import WaitingClaims, wait_for_work
 
@@ -87,28 +88,14 @@ def test_a_commit_that_fails_hands_out_nothing_and_the_worker_is_told(tmp_path):
     committer = GroupCommitter(store, on_work=waiting.serve)
     try:
         waiter = waiting.park("w1", None, None, 1)
-        # The submit fits; the batch's commit then fails (a full disk, by a commit hook),
-        # after the hand-off claimed the task for the waiting worker.
-        fail_commit = [True]
-        original = store._db
-
-        class FailingCommit:
-            def __getattr__(self, name):
-                return getattr(original, name)
-
-            def execute(self, sql, *args):
-                if sql == "COMMIT" and fail_commit[0]:
-                    fail_commit[0] = False
-                    original.execute("ROLLBACK")
-                    raise sqlite3.OperationalError("database or disk is full")
-                return original.execute(sql, *args)
-        store._db = FailingCommit()
-        future = committer.submit(queue.submit, "x", {}, makes_work=True)
-        with pytest.raises(StoreUnavailable):
-            future.result(timeout=10)
-        with pytest.raises(StoreUnavailable):
-            waiter.future.result(timeout=10)  # told: its claim was undone with the rest
-        store._db = original
+        # The submit fits; the batch's commit then fails (a full disk), after the
+        # hand-off claimed the task for the waiting worker.
+        with next_commit_fails(store):
+            future = committer.submit(queue.submit, "x", {}, makes_work=True)
+            with pytest.raises(StoreUnavailable):
+                future.result(timeout=10)
+            with pytest.raises(StoreUnavailable):
+                waiter.future.result(timeout=10)  # told: its claim was undone with the rest
     finally:
         committer.close()
     assert queue.list() == []  # nothing half done: no task, so none held by w1
@@ -197,6 +184,8 @@ def test_a_cancelled_wait_gives_back_what_was_claimed_for_it(parts):
         task, _ = await asyncio.wrap_future(future)
         return task
     task = asyncio.run(scenario())
+    # The give-back runs when the store thread answers the poll's future: maybe just after.
+    wait_for(lambda: given_back, 10, "the claim to be given back")
     for release in list(given_back):
         release.result(timeout=10)
     assert len(given_back) == 1

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from queue_system import Backoff, ManualClock, SQLiteStore, TaskQueue
+from queue_system.localhost import wait_for
 from queue_system.server import create_app
 
 START = 1_700_000_000.0
@@ -57,7 +58,9 @@ def test_metrics_after_a_known_run(served):
     assert len(last) == 1
     clock.advance(6.0)  # w3 stopped: its lease runs out, the task is pending again
 
-    found = samples(client)
+    # Nobody asks for work: the server's own timer sweeps (reading /metrics does not).
+    found = wait_for(lambda: (seen := samples(client)).get(("queue_leases_expired_total", ()))
+                     and seen, 10, "the server's sweep")
     # Tasks by status now: 1 pending after the expiry, plus the retried email; 2 done, 1 dead.
     by_status = {dict(labels)["status"]: value for (name, labels), value in found.items()
                  if name == "queue_tasks"}
@@ -106,7 +109,8 @@ def test_a_last_attempt_whose_lease_ran_out_is_dead_lettered_and_counted(served)
     client.post("/tasks", json={"type": "report", "max_retries": 1})
     task = claim(client, "w1", lease_seconds=5)[0]
     clock.advance(6.0)  # w1 died holding its only attempt
-    found = samples(client)
+    found = wait_for(lambda: (seen := samples(client)).get(("queue_leases_expired_total", ()))
+                     and seen, 10, "the server's sweep")
     assert found[("queue_leases_expired_total", ())] == 1
     assert found[("queue_tasks_dead_lettered_total", (("type", "report"),))] == 1
     assert client.get(f"/tasks/{task['id']}").json()["status"] == "failed"

@@ -4,10 +4,20 @@ Each test runs once per store (see ``conftest.store``). Time is moved with
 the manual clock, never by sleeping.
 """
 
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
 import pytest
 
-from queue_system import Backoff, TaskConflict, TaskNotFound
+from queue_system import Backoff, TaskConflict, TaskNotFound, TaskQueue, lifecycle
 from queue_system.errors import ConcurrentUpdate, InvalidTask
+from queue_system.task import STATUSES, serving_order
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def claim_one(queue, worker="w1", **kwargs):
@@ -80,6 +90,8 @@ def test_execute_at_is_respected(queue, clock):
     assert claim_one(queue) is None
     assert queue.next_wakeup() == pytest.approx(later.execute_at)
     clock.advance(0.1)
+    assert queue.get(later.id).status == "scheduled"  # reading changes nothing...
+    assert queue.sweep() == {"promoted": 1, "expired": 0}  # ...a sweep (or a claim) does
     assert queue.get(later.id).status == "pending"
     assert claim_one(queue).id == later.id
 
@@ -195,6 +207,9 @@ def test_expired_leases_end_in_dead_letter(queue, clock):
     for _ in range(2):
         claim_one(queue)
         clock.advance(31)
+    assert queue.get(task.id).status == "processing"  # until a sweep sees the lease ended
+    assert queue.stats()["processing"] == 1
+    queue.sweep()
     assert queue.get(task.id).status == "failed"
 
 
@@ -345,3 +360,159 @@ def test_invalid_claims(queue):
 def test_backoff_policies_must_be_finite_and_known(text):
     with pytest.raises(ValueError):
         Backoff.parse(text)
+
+
+# -- what the contract says of every engine (stores/base.py) ------------------------------
+
+
+def test_the_store_gives_each_task_its_place_in_line_and_serves_by_it(queue, store, clock):
+    submitted = []
+    for n, priority in enumerate(["low", "normal", "high"] * 4):
+        submitted.append(queue.submit("t", n, priority=priority)[0])
+        if n % 5 == 4:
+            clock.advance(1)  # some share a time, some do not
+    seqs = [task.seq for task in submitted]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] > 0
+    assert [store.get(task.id).seq for task in submitted] == seqs  # stored with the task
+    expected = sorted(submitted, key=serving_order)
+    served = queue.claim("w", limit=len(submitted))
+    assert [task.id for task in served] == [task.id for task in expected]
+    assert [task.seq for task in served] == [task.seq for task in expected]  # a claim keeps it
+    done = queue.complete(served[0].id, served[0].lease_id)
+    assert done.seq == expected[0].seq
+
+
+def test_the_counts_per_status_are_kept_as_tasks_change(queue, store, clock):
+    def recount():
+        counted = dict.fromkeys(STATUSES, 0)
+        for task in store.list(limit=10_000):
+            counted[task.status] += 1
+        return counted
+    for n in range(12):
+        queue.submit("t", n, max_retries=1, delay=5 if n % 4 == 0 else None)
+    held = queue.claim("w", limit=6)
+    queue.complete(held[0].id, held[0].lease_id)
+    queue.fail(held[1].id, held[1].lease_id, "dead")
+    queue.release(held[2].id, held[2].lease_id)
+    assert store.count_by_status() == recount()
+    clock.advance(60)
+    queue.sweep()  # the scheduled fall due, the leases run out (dead: one attempt each)
+    assert store.count_by_status() == recount()
+    finished = store.count_by_status()["failed"] + 1
+    assert queue.purge(0) == finished
+    counts = store.count_by_status()
+    assert counts == recount() and counts["completed"] == counts["failed"] == 0
+    assert queue.stats()["total"] == sum(counts.values()) == len(store.list(limit=10_000))
+
+
+def test_lists_page_by_a_cursor_without_repeating_or_missing_a_task(queue):
+    ids = [queue.submit("t" if n % 3 else "u", n)[0].id for n in range(25)]
+    pages, after = [], None
+    while True:
+        page = queue.list(limit=4, after=after)
+        if not page:
+            break
+        pages.append(page)
+        after = page[-1].seq
+    assert [task.id for page in pages for task in page] == ids
+    assert all(len(page) == 4 for page in pages[:-1])
+    of_type = queue.list(type="u", limit=3, after=queue.get(ids[3]).seq)
+    assert [task.id for task in of_type] == [ids[6], ids[9], ids[12]]
+    held = queue.claim("w", limit=5)
+    assert [t.id for t in queue.list(status="processing", after=held[1].seq)] == \
+        [t.id for t in held[2:]]
+
+
+def test_a_nested_block_that_raises_is_undone_alone_where_the_store_offers_it(queue, store):
+    if not store.undoes_nested_blocks:
+        pytest.skip(f"{type(store).__name__} does not undo a block (undoes_nested_blocks is "
+                    "False): the queue's rule that a refused step raises before it writes "
+                    "is what keeps it whole; see test_lifecycle_properties")
+    kept, _ = queue.submit("t", "kept")
+    with store.transaction():
+        first = store.insert(lifecycle.new_task("in-outer", "t", None, 0.0))
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                store.insert(lifecycle.new_task("in-nested", "t", None, 0.0))
+                task = store.get(kept.id)
+                store.update(task._replace(error="nested", version=task.version + 1))
+                raise RuntimeError("undo this block")
+        assert store.get("in-nested") is None and store.get(kept.id).error is None
+    assert store.get(first.id) is not None and store.get("in-nested") is None
+    assert store.get(kept.id) == kept and store.count_by_status()["pending"] == 2
+    with pytest.raises(RuntimeError):  # the outermost block is undone whole
+        with store.transaction():
+            store.insert(lifecycle.new_task("in-failed-outer", "t", None, 0.0))
+            raise RuntimeError("undo it all")
+    assert store.get("in-failed-outer") is None and store.count_by_status()["pending"] == 2
+
+
+RACERS, TASKS = 4, 240
+
+
+def test_claimers_racing_in_threads_never_share_a_task(store, clock):
+    if not getattr(store, "threadsafe", True):
+        pytest.skip("this memory store is made for one thread (the simulation's)")
+    queue = TaskQueue(store, clock, lease_seconds=60)
+    queue.submit_many([{"type": "t", "payload": n} for n in range(TASKS)])
+    start, taken = threading.Barrier(RACERS), [[] for _ in range(RACERS)]
+
+    def race(n):
+        start.wait()
+        while True:
+            tasks = queue.claim(f"w{n}", limit=3)
+            if not tasks:
+                return
+            taken[n] += [(task.id, task.lease_id) for task in tasks]
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(RACERS)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns between any two steps, as on many cores
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(switch)
+    assert_each_task_held_once(store, taken)
+
+
+RACER = """
+import json, sys, time
+from queue_system import TaskQueue, open_store
+store = open_store(sys.argv[1])
+queue = TaskQueue(store, lease_seconds=60)
+while time.time() < float(sys.argv[3]):  # start together
+    pass
+taken = []
+while True:
+    tasks = queue.claim(sys.argv[2], limit=3)
+    if not tasks:
+        break
+    taken += [(task.id, task.lease_id) for task in tasks]
+    time.sleep(0.002)  # as if working: SQLite's busy wait lets a claimer in a tight loop win
+print(json.dumps(taken))
+"""
+
+
+def test_claimers_racing_in_processes_never_share_a_task(store):
+    if store.url.startswith("memory"):
+        pytest.skip("a memory store lives in one process: no other process can claim from it")
+    queue = TaskQueue(store, lease_seconds=60)
+    queue.submit_many([{"type": "t", "payload": n} for n in range(TASKS)])
+    start = time.time() + 1.5  # once every racer has imported and opened the store
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, store.url, f"p{n}", str(start)],
+                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+              for n in range(RACERS)]
+    taken = [json.loads(racer.communicate(timeout=120)[0]) for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers)
+    assert_each_task_held_once(store, taken)
+
+
+def assert_each_task_held_once(store, taken):
+    """Every task claimed once, by the racer whose lease the store holds."""
+    held = [(task_id, lease_id) for each in taken for task_id, lease_id in each]
+    assert len(held) == TASKS and len({task_id for task_id, _ in held}) == TASKS
+    assert sum(1 for each in taken if each) > 1, "no race: one claimer took everything"
+    for task_id, lease_id in held:
+        assert store.get(task_id).lease_id == lease_id

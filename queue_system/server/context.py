@@ -19,7 +19,7 @@ import logging
 import re
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 from ..dead_letter_log import DeadLetterLog
 from ..errors import InvalidTask
@@ -38,6 +38,10 @@ from .workers_seen import WorkersSeen
 log = logging.getLogger("queue_system.server")
 
 PURGE_STEP = 1000  # finished tasks deleted per transaction
+# The server's own sweep looks at least this often (seconds), and sooner when the store
+# says a task falls due or a lease ends before: a GET changes nothing, so without it a
+# task would read "scheduled" past its time until some worker asked for work.
+SWEEP_EVERY = 1.0
 
 
 class ServerContext:
@@ -74,13 +78,15 @@ class ServerContext:
                                         on_work=self.waiting.serve)
         self.signal = WorkSignal()
         retention = self.limits.retention
-        purging = (asyncio.get_running_loop().create_task(self.purge_for_ever(retention))
-                   if retention is not None else None)
+        loop = asyncio.get_running_loop()
+        timers = [loop.create_task(self.sweep_for_ever())]
+        if retention is not None:
+            timers.append(loop.create_task(self.purge_for_ever(retention)))
         try:
             yield
         finally:
-            if purging is not None:
-                purging.cancel()
+            for timer in timers:
+                timer.cancel()
             self.committer.close()
             self.queue.on_dead_letter = self.queue.on_lease_expired = None
 
@@ -134,6 +140,30 @@ class ServerContext:
             deleted += step
             if step < PURGE_STEP:
                 return deleted
+
+    def _sweep_if_due(self) -> Tuple[int, Optional[float]]:
+        """In the store thread: sweep if something fell due. Returns how many tasks became
+        pending, and when to look again."""
+        queue = self.queue
+        wakeup = queue.next_wakeup()
+        if wakeup is None or wakeup > queue.clock():
+            return 0, wakeup
+        swept = queue.sweep()
+        return swept["promoted"] + swept["expired"], queue.next_wakeup()
+
+    async def sweep_for_ever(self) -> None:
+        """The server's own timer: due tasks become pending and expired leases are taken
+        back even while no worker asks for work."""
+        while True:
+            try:
+                back, wakeup = await self.run(self._sweep_if_due)
+            except Exception:  # a store that failed is tried again at the next tick
+                log.exception("the timer's sweep failed")
+                back, wakeup = 0, None
+            if back:
+                self.wake_workers()  # tasks to hand out, as after a submit
+            delay = SWEEP_EVERY if wakeup is None else wakeup - self.queue.clock()
+            await asyncio.sleep(min(SWEEP_EVERY, max(delay, 0.01)))
 
     async def purge_for_ever(self, retention: float) -> None:
         while True:

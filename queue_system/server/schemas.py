@@ -192,6 +192,8 @@ class TaskOut(BaseModel):
     updated_at: float
     idempotency_key: Optional[str]
     version: int
+    seq: int = Field(description="Its place in the line of submissions: pending tasks of one "
+                                 "priority, ready at the same time, are served in this order")
 
 
 class StatsOut(BaseModel):

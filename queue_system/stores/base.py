@@ -44,8 +44,11 @@ class Store(ABC):
         ``undoes_nested_blocks``; otherwise what the block wrote before it raised stays."""
 
     @abstractmethod
-    def insert(self, task: Task) -> None:
-        """Add a new task (its id, and idempotency key if any, are unused)."""
+    def insert(self, task: Task) -> Task:
+        """Add a new task (its id, and idempotency key if any, are unused) and return it as
+        stored: stamped with its place in line, ``seq``, above every ``seq`` given before.
+
+        Raises ``ConcurrentUpdate`` if the id or the idempotency key is taken."""
 
     @abstractmethod
     def update(self, task: Task) -> None:
@@ -86,19 +89,19 @@ class Store(ABC):
 
     @abstractmethod
     def list(self, status: Optional[str] = None, type: Optional[str] = None,
-             limit: int = 100, offset: int = 0) -> List[Task]:
-        """Tasks in submission order, filtered by status and type."""
+             limit: int = 100, offset: int = 0, after: Optional[int] = None) -> List[Task]:
+        """Up to ``limit`` tasks in ``seq`` order, filtered by status and type, skipping
+        ``offset`` of them; with ``after``, only those whose ``seq`` is above it."""
 
     @abstractmethod
     def count_by_status(self) -> Dict[str, int]:
-        """How many tasks are in each status (every status present, zero included)."""
+        """How many tasks are in each status (every status present, zero included).
 
-    def count_waiting(self, at_most: Optional[int] = None) -> int:
-        """Tasks waiting to run (pending or scheduled): what a queue's capacity bounds.
+        The store keeps these counts as tasks change, so asking costs the same
+        however many tasks it holds."""
 
-        The queue asks before every submit when it has a capacity, with ``at_most``
-        just above it: a store may stop counting there, so the question costs at
-        most the capacity, however long the queue."""
+    def count_waiting(self) -> int:
+        """Tasks waiting to run (pending or scheduled): what a queue's capacity bounds."""
         counts = self.count_by_status()
         return counts["pending"] + counts["scheduled"]
 

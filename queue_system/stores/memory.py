@@ -1,7 +1,7 @@
 """The in-memory store: a dict of tasks and three heaps that index it.
 
-Like a ticket dispenser at a counter: each pending task gets a ticket
-``(priority rank, execute_at, sequence number)`` on a heap per task type,
+Like a ticket dispenser at a counter: each pending task gets a ticket,
+its ``serving_order`` ``(priority rank, execute_at, seq)``, on a heap per task type,
 so the smallest ticket, the next task to serve, is always on top and equal
 priorities stay first-in first-out. Scheduled tasks wait on a heap ordered
 by ``execute_at``, leases on a heap ordered by expiry.
@@ -34,12 +34,17 @@ from ..errors import ConcurrentUpdate
 from ..task import FINISHED, PRIORITY_RANK, STATUSES, Task
 from .base import Store
 
+SEQ_AT = Task._fields.index("seq")
+_record = tuple.__new__  # a record from all its fields, as in lifecycle
+
 
 NOTHING_DUE = ((), ())  # what ``due`` answers nearly always, built once
 
 
 class MemoryStore(Store):
     """Tasks in a dict; heaps of (key..., seq, version, task) entries find candidates fast.
+
+    ``seq``, the task's place in line, is the store's to give: ``insert`` stamps it.
 
     An entry is current while the task it holds is the very record stored
     (``is``): a record is never reused, so neither a later version nor a new
@@ -54,16 +59,16 @@ class MemoryStore(Store):
 
     def __init__(self, threadsafe: bool = True, keep_completed: bool = True):
         self._tasks: Dict[str, Task] = {}
-        self._seq: Dict[str, int] = {}
         self._by_key: Dict[str, str] = {}
         # task type -> heap of (rank, execute_at, seq, version, task), made at the type's first push
         self._ready: Dict[str, list] = defaultdict(list)
         self._scheduled: list = []          # heap of (execute_at, seq, version, task)
         self._leases: list = []             # heap of (lease_expires_at, seq, version, task)
         self._counts = dict.fromkeys(STATUSES, 0)
-        self._next_seq = itertools.count()
+        self._next_seq = itertools.count(1)
         self._keep_completed = keep_completed
         self._lock = threading.RLock()
+        self.threadsafe = threadsafe
         if not threadsafe:
             # One thread only: the operations below, which run for every task, are replaced
             # by their lock-free bodies (taking even an uncontended lock costs about as much
@@ -79,11 +84,11 @@ class MemoryStore(Store):
 
     # -- writes ---------------------------------------------------------------
 
-    def insert(self, task: Task) -> None:
+    def insert(self, task: Task) -> Task:
         with self._lock:
-            self._insert(task)
+            return self._insert(task)
 
-    def _insert(self, task: Task) -> None:
+    def _insert(self, task: Task) -> Task:
         task_id, key = task.id, task.idempotency_key
         if task_id in self._tasks:
             raise ConcurrentUpdate(f"task {task_id} already exists")
@@ -91,10 +96,11 @@ class MemoryStore(Store):
             if key in self._by_key:
                 raise ConcurrentUpdate(f"idempotency key {key!r} is taken")
             self._by_key[key] = task_id
-        seq = self._seq[task_id] = next(self._next_seq)
+        task = _record(Task, (*task[:SEQ_AT], next(self._next_seq), *task[SEQ_AT + 1:]))
         self._tasks[task_id] = task
         self._counts[task.status] += 1
-        self._index(task, seq)
+        self._index(task)
+        return task
 
     def update(self, task: Task) -> None:
         with self._lock:
@@ -111,25 +117,26 @@ class MemoryStore(Store):
             counts[status] += 1
         if status != "completed":
             tasks[task_id] = task
-            self._index(task, self._seq[task_id])
+            self._index(task)
         elif self._keep_completed:
             tasks[task_id] = task  # a finished task is in no heap: nothing to index
         else:
             # Forgotten: its heap entries, all stale now, go when they reach the top (see _top).
-            del tasks[task_id], self._seq[task_id]
+            del tasks[task_id]
             if task.idempotency_key is not None:
                 del self._by_key[task.idempotency_key]
 
-    def _index(self, task: Task, seq: int) -> None:
-        """Push the entry that finds ``task`` (submitted ``seq``-th) on its status's heap."""
+    def _index(self, task: Task) -> None:
+        """Push the entry that finds ``task`` on its status's heap."""
         status = task.status
         if status == "pending":
+            # serving_order(task), spelled out: this runs for every task
             heappush(self._ready[task.type], (PRIORITY_RANK[task.priority], task.execute_at,
-                                              seq, task.version, task))
+                                              task.seq, task.version, task))
         elif status == "processing":
-            heappush(self._leases, (task.lease_expires_at, seq, task.version, task))
+            heappush(self._leases, (task.lease_expires_at, task.seq, task.version, task))
         elif status == "scheduled":
-            heappush(self._scheduled, (task.execute_at, seq, task.version, task))
+            heappush(self._scheduled, (task.execute_at, task.seq, task.version, task))
 
     # -- candidates -------------------------------------------------------------
 
@@ -253,18 +260,21 @@ class MemoryStore(Store):
         task_id = self._by_key.get(key)
         return None if task_id is None else self._tasks.get(task_id)
 
-    def list(self, status=None, type=None, limit=100, offset=0) -> List[Task]:
+    def list(self, status=None, type=None, limit=100, offset=0, after=None) -> List[Task]:
+        # The dict keeps insertion order, which is seq order. (A cursor still walks the
+        # tasks before it here: this store is for the simulation and the labs.)
         with self._lock:
             matching = (t for t in self._tasks.values()
                         if (status is None or t.status == status)
-                        and (type is None or t.type == type))
+                        and (type is None or t.type == type)
+                        and (after is None or t.seq > after))
             return list(itertools.islice(matching, offset, offset + limit))
 
     def count_by_status(self) -> Dict[str, int]:
         with self._lock:
             return dict(self._counts)
 
-    def count_waiting(self, at_most=None) -> int:
+    def count_waiting(self) -> int:
         counts = self._counts
         return counts["pending"] + counts["scheduled"]
 
@@ -274,7 +284,7 @@ class MemoryStore(Store):
                                          if task.status in FINISHED
                                          and task.finished_at <= before), limit))
             for task in old:  # a finished task is in no heap: nothing else holds it
-                del self._tasks[task.id], self._seq[task.id]
+                del self._tasks[task.id]
                 if task.idempotency_key is not None:
                     del self._by_key[task.idempotency_key]
                 self._counts[task.status] -= 1

@@ -32,10 +32,11 @@ FIELDS = Task._fields
 COLUMNS = ", ".join(FIELDS)
 PAYLOAD_AT = FIELDS.index("payload")
 RESULT_AT = FIELDS.index("result")
+SEQ_AT = FIELDS.index("seq")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
-    seq              INTEGER PRIMARY KEY,                -- submission order
+    seq              INTEGER PRIMARY KEY,                -- place in line, given at insert
     id               TEXT NOT NULL UNIQUE,
     type             TEXT NOT NULL,
     payload          TEXT NOT NULL,                      -- JSON
@@ -66,7 +67,25 @@ CREATE INDEX IF NOT EXISTS tasks_ready_by_type ON tasks (type, rank, execute_at,
 CREATE INDEX IF NOT EXISTS tasks_scheduled ON tasks (execute_at) WHERE status = 'scheduled';
 CREATE INDEX IF NOT EXISTS tasks_leases ON tasks (lease_expires_at) WHERE status = 'processing';
 CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status, seq);
+
+-- How many tasks are in each status, kept up to date by triggers as tasks change:
+-- counting costs one small read, however many tasks are stored.
+CREATE TABLE IF NOT EXISTS counts (status TEXT PRIMARY KEY, tasks INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS counts_insert AFTER INSERT ON tasks BEGIN
+    UPDATE counts SET tasks = tasks + 1 WHERE status = NEW.status;
+END;
+CREATE TRIGGER IF NOT EXISTS counts_delete AFTER DELETE ON tasks BEGIN
+    UPDATE counts SET tasks = tasks - 1 WHERE status = OLD.status;
+END;
+CREATE TRIGGER IF NOT EXISTS counts_update AFTER UPDATE OF status ON tasks
+WHEN OLD.status <> NEW.status BEGIN
+    UPDATE counts SET tasks = tasks - 1 WHERE status = OLD.status;
+    UPDATE counts SET tasks = tasks + 1 WHERE status = NEW.status;
+END;
 """
+# A file made before the counts were kept: count once, as it is opened.
+FILL_COUNTS = ("INSERT INTO counts (status, tasks) SELECT value, (SELECT count(*) FROM tasks "
+               "WHERE status = value) FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM counts)")
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 
@@ -81,16 +100,16 @@ INSERT = (f"INSERT INTO tasks ({COLUMNS}, rank) "
 # usual UPDATE leaves them (and their index pages: fewer pages to write and
 # fsync per commit) alone and only checks them. If they did change, UPDATE_ALL
 # replaces the whole row, as the contract says.
-FIXED = ("id", "type", "idempotency_key")
+FIXED = ("id", "type", "idempotency_key", "seq")
 MUTABLE = tuple(name for name in FIELDS if name not in FIXED)
 MUTABLE_AT = tuple(FIELDS.index(name) for name in MUTABLE)
 UPDATE = (f"UPDATE tasks SET {', '.join(f'{name} = ?' for name in MUTABLE)}, rank = ? "
           "WHERE id = ? AND version = ? AND type = ? AND idempotency_key IS ?")
-UPDATE_ALL = (f"UPDATE tasks SET {', '.join(f'{name} = ?' for name in FIELDS[1:])}, rank = ? "
-              "WHERE id = ? AND version = ?")
+UPDATE_ALL = (f"UPDATE tasks SET {', '.join(f'{name} = ?' for name in FIELDS[1:] if name != 'seq')}"
+              ", rank = ? WHERE id = ? AND version = ?")
 NEXT_PENDING = (SELECT + "INDEXED BY tasks_ready WHERE status = 'pending' "
                 "ORDER BY rank, execute_at, seq LIMIT ?")
-PENDING_OF_TYPE = (f"SELECT seq, {COLUMNS}, rank FROM tasks INDEXED BY tasks_ready_by_type "
+PENDING_OF_TYPE = (f"SELECT {COLUMNS}, rank FROM tasks INDEXED BY tasks_ready_by_type "
                    "WHERE status = 'pending' AND type = ? ORDER BY rank, execute_at, seq LIMIT ?")
 DUE_SCHEDULED = (SELECT + "INDEXED BY tasks_scheduled WHERE status = 'scheduled' "
                  "AND execute_at <= ? ORDER BY execute_at LIMIT ?")
@@ -102,8 +121,6 @@ NEXT_WAKEUP = ("SELECT min(t) FROM ("
                " UNION ALL"
                " SELECT min(lease_expires_at) FROM tasks INDEXED BY tasks_leases"
                " WHERE status = 'processing')")
-COUNT_WAITING = ("SELECT count(*) FROM (SELECT 1 FROM tasks INDEXED BY tasks_by_status "
-                 "WHERE status IN ('pending', 'scheduled') LIMIT ?)")
 # Finished tasks in submission order, the oldest first: a purge stops at its limit.
 DELETE_FINISHED = ("DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks INDEXED BY tasks_by_status"
                    " WHERE status = ? AND finished_at <= ? LIMIT ?)")
@@ -164,6 +181,9 @@ class SQLiteStore(Store):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(SCHEMA)
+        self._db.execute("BEGIN IMMEDIATE")  # two processes opening a file count it once
+        self._db.execute(FILL_COUNTS, (json_codec.dumps(list(STATUSES)),))
+        self._db.execute("COMMIT")
         self._lock = threading.RLock()
         self._depth = 0
 
@@ -197,12 +217,15 @@ class SQLiteStore(Store):
     # -- writes -------------------------------------------------------------------
 
     @engine_errors
-    def insert(self, task: Task) -> None:
+    def insert(self, task: Task) -> Task:
+        row = self._row(task)
+        row[SEQ_AT] = None  # SQLite gives the next row number: the task's place in line
         with self._lock:
             try:
-                self._db.execute(INSERT, self._row(task) + [PRIORITY_RANK[task.priority]])
+                seq = self._db.execute(INSERT, row + [PRIORITY_RANK[task.priority]]).lastrowid
             except sqlite3.IntegrityError as exc:
                 raise ConcurrentUpdate(f"task {task.id} or its idempotency key exists: {exc}") from None
+        return task._replace(seq=seq)
 
     @engine_errors
     def update(self, task: Task) -> None:
@@ -213,7 +236,9 @@ class SQLiteStore(Store):
                 rank, task.id, task.version - 1, task.type, task.idempotency_key])
             if cursor.rowcount != 1:
                 # A stale version, or a fixed column changed: write the whole row.
-                cursor = self._db.execute(UPDATE_ALL, row[1:] + [rank, task.id, task.version - 1])
+                cursor = self._db.execute(UPDATE_ALL, [value for at, value in enumerate(row)
+                                                       if 0 < at != SEQ_AT]
+                                          + [rank, task.id, task.version - 1])
             if cursor.rowcount != 1:
                 raise ConcurrentUpdate(f"task {task.id} was changed by someone else")
 
@@ -264,8 +289,11 @@ class SQLiteStore(Store):
         return found[0] if found else None
 
     @engine_errors
-    def list(self, status=None, type=None, limit=100, offset=0) -> List[Task]:
+    def list(self, status=None, type=None, limit=100, offset=0, after=None) -> List[Task]:
         conditions, params = [], []
+        if after is not None:  # a cursor: the index starts there, whatever the depth
+            conditions.append("seq > ?")
+            params.append(after)
         if status is not None:
             conditions.append("status = ?")
             params.append(status)
@@ -279,15 +307,10 @@ class SQLiteStore(Store):
     @engine_errors
     def count_by_status(self) -> Dict[str, int]:
         with self._lock:
-            rows = self._db.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall()
+            rows = self._db.execute("SELECT status, tasks FROM counts").fetchall()
         counts = dict.fromkeys(STATUSES, 0)
         counts.update(rows)
         return counts
-
-    @engine_errors
-    def count_waiting(self, at_most: Optional[int] = None) -> int:
-        with self._lock:
-            return self._db.execute(COUNT_WAITING, (-1 if at_most is None else at_most,)).fetchone()[0]
 
     @engine_errors
     def reusable_bytes(self) -> int:
