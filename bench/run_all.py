@@ -25,6 +25,7 @@ BENCHMARKS = {
     "recovery": "bench_recovery.py",      # (c) time until a killed worker's task runs again
     "sim": "bench_sim.py",                # the simulation against minimal SimPy and Ciw
     "live": "bench_live.py",              # presets played live against the simulation's prediction
+    "scale": "bench_scale.py",            # request costs at 10,000 and at 1,000,000 stored tasks
 }
 
 

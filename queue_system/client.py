@@ -167,8 +167,10 @@ class QueueClient:
         return Task.from_dict(self._call("GET", f"/tasks/{_path_part(task_id)}"))
 
     def tasks(self, status: Optional[str] = None, type: Optional[str] = None,
-              limit: int = 100, offset: int = 0) -> List[Task]:
+              limit: int = 100, offset: int = 0, after: Optional[int] = None) -> List[Task]:
         params = {"limit": limit, "offset": offset}
+        if after is not None:
+            params["after"] = after
         if status:
             params["status"] = status
         if type:
@@ -176,14 +178,14 @@ class QueueClient:
         return [Task.from_dict(t) for t in self._call("GET", "/tasks", params=params)["tasks"]]
 
     def all_tasks(self, status: Optional[str] = None) -> List[Task]:
-        """Every task, page by page."""
-        found, offset = [], 0
+        """Every task, page by page (each page after the last one's ``seq``)."""
+        found, after = [], None
         while True:
-            page = self.tasks(status=status, limit=1000, offset=offset)
+            page = self.tasks(status=status, limit=1000, after=after)
             found.extend(page)
             if len(page) < 1000:
                 return found
-            offset += len(page)
+            after = page[-1].seq
 
     def dead_letter(self, limit: int = 100, offset: int = 0) -> List[Task]:
         answer = self._call("GET", "/dead-letter", params={"limit": limit, "offset": offset})

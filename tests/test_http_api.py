@@ -411,3 +411,16 @@ def test_the_server_sweeps_on_its_own_timer_while_no_worker_asks(api, clock):
     assert stats["scheduled"] == stats["processing"] == 0
     assert api.get(f"/tasks/{delayed['id']}").json()["status"] == "pending"
     assert api.get(f"/tasks/{held['id']}").json()["retries"] == 1  # the lease expired
+
+
+def test_pages_by_cursor_over_http(api):
+    ids = [api.post("/tasks", json={"type": "t", "payload": n}).json()["id"] for n in range(7)]
+    first = api.get("/tasks", params={"limit": 3}).json()["tasks"]
+    after = first[-1]["seq"]
+    second = api.get("/tasks", params={"limit": 3, "after": after}).json()["tasks"]
+    assert [t["id"] for t in first + second] == ids[:6]
+    assert [t["id"] for t in api.get("/tasks", params={"after": second[-1]["seq"]}
+                                     ).json()["tasks"]] == ids[6:]
+    bad = api.get("/tasks", params={"after": -1})
+    assert bad.status_code == 400 and "after" in error_of(bad)
+    assert api.get("/dead-letter", params={"after": after}).json() == {"tasks": [], "count": 0}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Literal, Optional, Union
 
+from fastapi import Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from typing_extensions import Annotated
 
@@ -287,3 +288,7 @@ QUERY_ERRORS = {**EVERY_ROUTE, **WITH_QUERY}
 SUBMIT_ERRORS = {**BODY_ERRORS, **SUBMITTING}
 LEASE_ERRORS = {**BODY_ERRORS, **LEASED}
 MAX_OFFSET = 10 ** 12  # a page's offset: far beyond any real queue, within SQLite's integers
+# A page's cursor: the seq of the last task of the page before.
+AFTER = Query(None, ge=0, le=2 ** 62, description="Only tasks after this one in line: the "
+              "`seq` of the last task of the page before (a page then costs its own length, "
+              "however deep; `offset` walks every task it skips)")

@@ -1,16 +1,36 @@
-"""The store contract: what every store (memory, SQLite, later Redis) must do.
+"""The store contract: what every store (memory, SQLite, Redis) must do, whatever its engine.
 
 A store keeps tasks and answers two kinds of question, nothing more:
-*find candidates* (the next pending tasks in priority order, scheduled tasks
+*find candidates* (the next pending tasks in serving order, scheduled tasks
 that are due, leases that have expired) and *apply a transition atomically*
 (write the new version of a task only if nobody wrote it since we read it).
 The rules that decide which transition to apply live in ``lifecycle`` and
-``queue``, once, for every store.
+``queue``, once, for every store. What any store promises:
 
-Ordering: pending tasks are served by priority rank (high, normal, low),
-then by ``execute_at`` (the time they became ready), then in the order they
-were submitted. ``tests/test_store_contract.py`` runs the same tests
-against every store.
+* **Atomic and serialised.** Everything inside the outermost
+  ``transaction()`` happens at once or not at all, and transactions take
+  turns against every other writer, in this process or another, on this
+  server or another sharing the engine. So a read inside a transaction
+  stays true until it ends, and two claimers racing for one task never both
+  hold a valid lease. ``update`` also checks the version it replaces
+  (``ConcurrentUpdate`` otherwise), a second lock behind the first.
+* **Undo is a capability, stated.** A nested block that raises is undone on
+  its own only where ``undoes_nested_blocks`` is True (SQLite's savepoints).
+  Elsewhere the queue's own rule keeps a task whole: a refused step raises
+  before it writes anything. The server's group commit asks before it relies on it.
+* **The order is the task's.** Pending tasks are served by
+  ``task.serving_order``: priority rank, then ``execute_at`` (when the task
+  became ready), then ``seq``, its place in line, which ``insert`` stamps.
+* **Reads change nothing.** ``get``, ``list`` and the counts only read.
+  Scheduled tasks fall due and leases expire when the queue sweeps: before
+  a claim, and on the server's own timer.
+* **Costs do not grow with the tasks stored.** The store keeps its counts
+  per status as tasks change, and ``list`` pages by a cursor (``after``).
+* **One error for a failed engine.** A store raises ``StoreUnavailable``
+  for its engine's own failures (a locked file, a lost connection), and
+  nothing of that operation is kept; the API answers it with a 503.
+
+``tests/test_store_contract.py`` runs the same tests against every store.
 """
 
 from __future__ import annotations

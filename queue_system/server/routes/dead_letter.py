@@ -3,6 +3,8 @@
 
 import logging
 
+from typing import Optional
+
 from fastapi import APIRouter, Query
 
 from .. import schemas
@@ -18,9 +20,11 @@ def router(ctx: ServerContext) -> APIRouter:
     @api.get("/dead-letter", responses={200: {"model": schemas.TaskListOut},
                                          **schemas.QUERY_ERRORS})
     async def dead_letter(limit: int = Query(100, ge=1, le=1000),
-                          offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET)):
-        """Tasks that used up their retries (status ``failed``)."""
-        tasks = await ctx.run(queue.dead_letter, limit, offset)
+                          offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET),
+                          after: Optional[int] = schemas.AFTER):
+        """Tasks that used up their retries (status ``failed``), in submission order; page
+        with ``after``, the last task's ``seq``."""
+        tasks = await ctx.run(queue.dead_letter, limit, offset, after)
         return {"tasks": [t.to_dict() for t in tasks], "count": len(tasks)}
 
     @api.post("/dead-letter/{task_id}/retry", responses={

@@ -74,9 +74,11 @@ def router(ctx: ServerContext) -> APIRouter:
     async def list_tasks(status: Optional[schemas.Status] = None,
                          type: Optional[str] = Query(None, max_length=schemas.MAX_TYPE_LENGTH),
                          limit: int = Query(100, ge=1, le=1000),
-                         offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET)):
-        """Tasks in submission order, filtered by status and type."""
-        tasks = await ctx.run(queue.list, status, type, limit, offset)
+                         offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET),
+                         after: Optional[int] = schemas.AFTER):
+        """Tasks in submission order, filtered by status and type. For the next page, pass
+        the last task's ``seq`` as ``after``: a page then costs the same however deep."""
+        tasks = await ctx.run(queue.list, status, type, limit, offset, after)
         return {"tasks": [t.to_dict() for t in tasks], "count": len(tasks)}
 
     return api
