@@ -107,7 +107,7 @@ class BareQueue(FifoStub):
         else:  # the fields in Task's order, as the lifecycle builds its records
             task = self.record(self.task, (task_id, type_, payload, "pending", priority, 0.0, 0.0,
                                            0, max_retries, 0, None, None, None, None, None,
-                                           None, None, 0.0, None, 0))
+                                           None, None, 0.0, None, 0, task_id))
         self.tasks[task_id] = task
         self.push(self.ready, (1, task_id, task))
         return task, True
@@ -122,7 +122,7 @@ class BareQueue(FifoStub):
             t = task
             task = self.record(self.task, (t[0], t[1], t[2], "processing", t[4], t[5], t[6], t[7],
                                            t[8], t[9] + 1, None, None, worker_id, "lease", 15.0,
-                                           0.0, None, 0.0, t[18], t[19] + 1))
+                                           0.0, None, 0.0, t[18], t[19] + 1, t[20]))
         self.tasks[task.id] = task
         return [task]
 
@@ -133,7 +133,7 @@ class BareQueue(FifoStub):
         t = task
         return self.record(self.task, (t[0], t[1], t[2], "completed", t[4], t[5], t[6], t[7], t[8],
                                        t[9], None, None, t[12], None, None, t[15], 0.0, 0.0,
-                                       t[18], t[19] + 1))
+                                       t[18], t[19] + 1, t[20]))
 
 
 def run_sim_without_queue(n: int, seed: int) -> dict:

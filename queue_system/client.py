@@ -187,8 +187,12 @@ class QueueClient:
                 return found
             after = page[-1].seq
 
-    def dead_letter(self, limit: int = 100, offset: int = 0) -> List[Task]:
-        answer = self._call("GET", "/dead-letter", params={"limit": limit, "offset": offset})
+    def dead_letter(self, limit: int = 100, offset: int = 0,
+                    after: Optional[int] = None) -> List[Task]:
+        params = {"limit": limit, "offset": offset}
+        if after is not None:
+            params["after"] = after
+        answer = self._call("GET", "/dead-letter", params=params)
         return [Task.from_dict(t) for t in answer["tasks"]]
 
     def retry_dead(self, task_id: str) -> Task:

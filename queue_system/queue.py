@@ -286,10 +286,12 @@ class TaskQueue:
 
     # -- the dead letter ---------------------------------------------------------------------
 
-    def dead_letter(self, limit: int = 100, offset: int = 0,
-                    after: Optional[int] = None) -> List[Task]:
-        """Tasks that used up their retries, in submission order (see ``list``)."""
-        return self.store.list(status="failed", limit=limit, offset=offset, after=after)
+    def dead_letter(self, limit: int = 100, offset: int = 0, after: Optional[int] = None,
+                    newest_first: bool = False) -> List[Task]:
+        """Tasks that used up their retries, in submission order (see ``list``), or the
+        latest submitted first."""
+        return self.store.list(status="failed", limit=limit, offset=offset, after=after,
+                               newest_first=newest_first)
 
     def retry_dead(self, task_id: str) -> Task:
         """Send a dead-lettered task back to the queue with its retries reset; it waits
@@ -316,8 +318,10 @@ class TaskQueue:
         """Up to ``limit`` tasks in submission order, filtered by status and type.
 
         Page with ``after``, the ``seq`` of the last task of the page before: a page
-        then costs its own length however deep it is. ``offset`` (skip that many) is
-        kept for the lesson's simple paging, and costs the tasks it skips."""
+        then costs its own length however deep it is (with a ``status``; a ``type``
+        alone is found among the tasks after the cursor, so a rare type costs more).
+        ``offset`` (skip that many) is kept for the lesson's simple paging, and costs
+        the tasks it skips."""
         if status is not None and status not in STATUSES:
             raise InvalidTask(f"'status' must be one of {', '.join(STATUSES)}, not {status!r}")
         return self.store.list(status=status, type=type, limit=limit, offset=offset, after=after)

@@ -424,3 +424,11 @@ def test_pages_by_cursor_over_http(api):
     bad = api.get("/tasks", params={"after": -1})
     assert bad.status_code == 400 and "after" in error_of(bad)
     assert api.get("/dead-letter", params={"after": after}).json() == {"tasks": [], "count": 0}
+    dead = []
+    for _ in range(3):  # three failures each (max_retries 3, no backoff): all dead-lettered
+        for task in claim(api, "w1", max_tasks=7):
+            answer = api.post(f"/tasks/{task['id']}/fail", json={"lease_id": task["lease_id"]})
+            dead += [answer.json()] if answer.json()["status"] == "failed" else []
+    assert len(dead) == 7
+    page = api.get("/dead-letter", params={"after": first[1]["seq"], "limit": 2}).json()
+    assert [t["id"] for t in page["tasks"]] == ids[2:4]

@@ -382,6 +382,17 @@ def test_the_store_gives_each_task_its_place_in_line_and_serves_by_it(queue, sto
     assert done.seq == expected[0].seq
 
 
+def test_a_place_in_line_is_never_given_again_even_after_a_purge(queue):
+    first, _ = queue.submit("t", 1)
+    last, _ = queue.submit("t", 2)
+    for task in queue.claim("w", limit=2):
+        queue.complete(task.id, task.lease_id)
+    assert queue.purge(0) == 2  # the newest tasks are gone...
+    after, _ = queue.submit("t", 3)
+    assert after.seq > last.seq  # ...and a reader paging after last.seq still finds this one
+    assert [task.id for task in queue.list(after=last.seq)] == [after.id]
+
+
 def test_the_counts_per_status_are_kept_as_tasks_change(queue, store, clock):
     def recount():
         counted = dict.fromkeys(STATUSES, 0)

@@ -93,3 +93,35 @@ def test_the_api_answers_an_unavailable_store_with_a_503_and_keeps_nothing(locke
         holder.execute("ROLLBACK")
         assert client.get("/stats").json()["total"] == 0
         assert client.get("/health").json()["store"] == store.url
+
+
+def test_a_sqlite_file_made_before_the_counts_is_counted_once_as_it_is_opened(tmp_path):
+    path = str(tmp_path / "old.db")
+    queue = TaskQueue(SQLiteStore(path))
+    queue.submit_many([{"type": "t"}] * 5 + [{"type": "t", "delay": 60}] * 2)
+    held = queue.claim("w", limit=2)
+    queue.complete(held[0].id, held[0].lease_id)
+    last = queue.list(limit=10)[-1]
+    queue.store.close()
+    old = sqlite3.connect(path)  # as a file of the version before: no counts, no line
+    old.executescript("DROP TRIGGER counts_insert; DROP TRIGGER counts_delete; "
+                      "DROP TRIGGER counts_update; DROP TRIGGER line_insert; "
+                      "DROP TABLE counts; DROP TABLE line;")
+    old.close()
+    store = SQLiteStore(path)
+    try:
+        assert store.count_by_status() == {"scheduled": 2, "pending": 3, "processing": 1,
+                                           "completed": 1, "failed": 0}
+        assert TaskQueue(store).submit("t")[0].seq == last.seq + 1
+        assert store.count_by_status()["pending"] == 4  # and kept from then on
+    finally:
+        store.close()
+
+
+def test_a_bug_in_the_use_of_sqlite_is_not_passed_off_as_the_engine_failing(tmp_path):
+    store = SQLiteStore(str(tmp_path / "q.db"))
+    try:
+        with pytest.raises(sqlite3.ProgrammingError):  # a wrong statement: ours to fix
+            store._select("SELECT ? FROM tasks", ())
+    finally:
+        store.close()

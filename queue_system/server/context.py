@@ -154,15 +154,26 @@ class ServerContext:
     async def sweep_for_ever(self) -> None:
         """The server's own timer: due tasks become pending and expired leases are taken
         back even while no worker asks for work."""
+        failing = False
         while True:
             try:
                 back, wakeup = await self.run(self._sweep_if_due)
             except Exception:  # a store that failed is tried again at the next tick
-                log.exception("the timer's sweep failed")
-                back, wakeup = 0, None
+                if not failing:  # said once per outage, not every second
+                    log.exception("the timer's sweep failed; trying again every %gs",
+                                  SWEEP_EVERY)
+                failing, back, wakeup = True, 0, None
+            else:
+                if failing:
+                    log.info("the timer's sweep works again")
+                failing = False
             if back:
                 self.wake_workers()  # tasks to hand out, as after a submit
             delay = SWEEP_EVERY if wakeup is None else wakeup - self.queue.clock()
+            if delay <= 0 and not back:
+                # Due, yet the sweep moved nothing: a lease that ends exactly now is still
+                # valid (it expires just after), so do not spin on it: look again later.
+                delay = SWEEP_EVERY
             await asyncio.sleep(min(SWEEP_EVERY, max(delay, 0.01)))
 
     async def purge_for_ever(self, retention: float) -> None:

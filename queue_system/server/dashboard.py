@@ -61,11 +61,8 @@ class Dashboard:
         queue = self.queue
 
         def read():
-            counts = queue.stats()
-            # The dead letter lists oldest first: its last page is the latest failures.
-            latest = max(counts["failed"] - MAX_DEAD, 0)
-            return (counts, queue.list("processing", None, MAX_HELD, 0),
-                    queue.dead_letter(MAX_DEAD, latest))
+            return (queue.stats(), queue.list("processing", None, MAX_HELD),
+                    queue.dead_letter(MAX_DEAD, newest_first=True))
         counts, held, dead = await self.run(read)
         now = self.clock()
         now_counts = {status: counts[status] for status in STATUSES}
@@ -83,7 +80,7 @@ class Dashboard:
             "throughput": throughput,
             "mean_wait": mean_wait,
             **self._workers(held, now),
-            "dead_letter": [dead_row(task) for task in reversed(dead)],
+            "dead_letter": [dead_row(task) for task in dead],
             "dead_letter_count": counts["failed"],
         }
 

@@ -73,9 +73,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(QueueError)
     async def queue_error(request: Request, exc: QueueError):
-        if isinstance(exc, StoreUnavailable):
+        if isinstance(exc, StoreUnavailable) or exc.__cause__ is not None:  # the engine failed
             log.error("the store failed on %s %s: %s", request.method, request.url.path,
-                      exc.__cause__ or exc)
+                      exc.__cause__ or exc, exc_info=exc)
         retry_after = getattr(exc, "retry_after", None)  # a full queue, a full disk
         return error(exc.status_code, exc.message,
                      None if retry_after is None else {"Retry-After": str(retry_after)})

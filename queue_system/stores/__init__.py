@@ -32,15 +32,16 @@ def store_url(where: str) -> str:
         return "memory://"
     if "://" not in where:
         return f"sqlite:///{where}"
-    return where
+    scheme, rest = where.split("://", 1)
+    return f"{scheme.lower()}://{rest}"  # a scheme is the same in any case
 
 
 def open_store(where: str) -> Store:
     """The store ``where`` names (see the module's table); ValueError if it names none."""
     url = store_url(where)
-    scheme = url.split("://", 1)[0].lower()
+    scheme = url.split("://", 1)[0]
     if scheme == "memory":
-        if url.lower() != "memory://":
+        if url != "memory://":
             raise ValueError(f"the memory store takes nothing after memory://, not {url!r}")
         return MemoryStore()
     if scheme == "sqlite":

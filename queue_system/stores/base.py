@@ -109,9 +109,11 @@ class Store(ABC):
 
     @abstractmethod
     def list(self, status: Optional[str] = None, type: Optional[str] = None,
-             limit: int = 100, offset: int = 0, after: Optional[int] = None) -> List[Task]:
-        """Up to ``limit`` tasks in ``seq`` order, filtered by status and type, skipping
-        ``offset`` of them; with ``after``, only those whose ``seq`` is above it."""
+             limit: int = 100, offset: int = 0, after: Optional[int] = None,
+             newest_first: bool = False) -> List[Task]:
+        """Up to ``limit`` tasks in ``seq`` order (the highest first if ``newest_first``),
+        filtered by status and type, skipping ``offset`` of them; with ``after``, only
+        those whose ``seq`` is above it."""
 
     @abstractmethod
     def count_by_status(self) -> Dict[str, int]:

@@ -111,6 +111,8 @@ class MemoryStore(Store):
         old = tasks.get(task_id)
         if old is None or old.version != task.version - 1:
             raise ConcurrentUpdate(f"task {task_id} was changed by someone else")
+        if task.seq != old.seq:  # the place in line is the store's to give, as in SQLite
+            task = task._replace(seq=old.seq)
         if old.status != status:
             counts = self._counts
             counts[old.status] -= 1
@@ -260,11 +262,13 @@ class MemoryStore(Store):
         task_id = self._by_key.get(key)
         return None if task_id is None else self._tasks.get(task_id)
 
-    def list(self, status=None, type=None, limit=100, offset=0, after=None) -> List[Task]:
+    def list(self, status=None, type=None, limit=100, offset=0, after=None,
+             newest_first=False) -> List[Task]:
         # The dict keeps insertion order, which is seq order. (A cursor still walks the
         # tasks before it here: this store is for the simulation and the labs.)
         with self._lock:
-            matching = (t for t in self._tasks.values()
+            tasks = self._tasks.values()
+            matching = (t for t in (reversed(tasks) if newest_first else tasks)
                         if (status is None or t.status == status)
                         and (type is None or t.type == type)
                         and (after is None or t.seq > after))

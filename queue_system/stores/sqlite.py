@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Dict, Iterable, List, Optional
 
 from .. import json_codec
-from ..errors import ConcurrentUpdate, StoreUnavailable
+from ..errors import ConcurrentUpdate, StoreFull, StoreUnavailable
 from ..task import PRIORITY_RANK, STATUSES, Task
 from .base import Store
 
@@ -82,10 +82,22 @@ WHEN OLD.status <> NEW.status BEGIN
     UPDATE counts SET tasks = tasks - 1 WHERE status = OLD.status;
     UPDATE counts SET tasks = tasks + 1 WHERE status = NEW.status;
 END;
+
+-- The highest seq ever given. A new task takes the place after it, even when the
+-- tasks that held the last places have been purged since (a row number would be
+-- given again, and a reader paging with after= would miss the new task).
+CREATE TABLE IF NOT EXISTS line (last_seq INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS line_insert AFTER INSERT ON tasks BEGIN
+    UPDATE line SET last_seq = NEW.seq WHERE last_seq < NEW.seq;
+END;
 """
-# A file made before the counts were kept: count once, as it is opened.
-FILL_COUNTS = ("INSERT INTO counts (status, tasks) SELECT value, (SELECT count(*) FROM tasks "
-               "WHERE status = value) FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM counts)")
+# A file made before the counts and the line were kept: count once, as it is opened.
+_STATUS_ROWS = ", ".join(f"('{status}')" for status in STATUSES)
+FILL_COUNTS = (f"INSERT INTO counts (status, tasks) SELECT column1, (SELECT count(*) FROM tasks "
+               f"WHERE status = column1) FROM (VALUES {_STATUS_ROWS}) "
+               "WHERE NOT EXISTS (SELECT 1 FROM counts)")
+FILL_LINE = ("INSERT INTO line (last_seq) SELECT coalesce(max(seq), 0) FROM tasks "
+             "WHERE NOT EXISTS (SELECT 1 FROM line)")
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 
@@ -93,8 +105,10 @@ SYNCHRONOUS = ("off", "normal", "full", "extra")
 # (INDEXED BY): left to itself the planner prefers ``tasks_by_status`` and
 # then sorts every pending task for each claim, which costs O(backlog).
 SELECT = f"SELECT {COLUMNS} FROM tasks "
-INSERT = (f"INSERT INTO tasks ({COLUMNS}, rank) "
-          f"VALUES ({', '.join('?' * (len(FIELDS) + 1))})")
+# The new task's seq is the place after the line's last (see ``line`` above).
+INSERT = (f"INSERT INTO tasks ({COLUMNS}, rank) VALUES ("
+          + ", ".join("(SELECT last_seq + 1 FROM line)" if name == "seq" else "?"
+                      for name in FIELDS) + ", ?)")
 # The columns a transition may change. ``id`` is the key; ``type`` and
 # ``idempotency_key`` are indexed and never change in the lifecycle, so the
 # usual UPDATE leaves them (and their index pages: fewer pages to write and
@@ -140,12 +154,22 @@ def _pending_of_types(count: int) -> str:
     return f"SELECT {COLUMNS} FROM ({arms}) ORDER BY rank, execute_at, seq LIMIT ?"
 
 
-def unavailable(exc: sqlite3.Error) -> StoreUnavailable:
+def engine_failed(exc: sqlite3.Error) -> bool:
+    """An error of the engine (a locked, broken or full file), not of our use of it:
+    a ProgrammingError or an IntegrityError is a bug here, and stays what it is."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+def unavailable(exc: sqlite3.Error) -> Exception:
+    """The contract's error for an engine failure: ``StoreFull`` (507) for a full disk,
+    else ``StoreUnavailable`` (503)."""
+    if getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL":
+        return StoreFull(f"the disk of the store is full, nothing was saved: SQLite: {exc}")
     return StoreUnavailable(f"SQLite: {exc}")
 
 
 def engine_errors(method):
-    """Let SQLite's errors out of ``method`` as the contract's ``StoreUnavailable``.
+    """Let SQLite's engine failures out of ``method`` as the contract's errors.
 
     (A plain try/except costs nothing until it catches; this wrapper adds one call,
     well under a microsecond, to operations that each cost tens of them.)"""
@@ -154,6 +178,8 @@ def engine_errors(method):
         try:
             return method(*args, **kwargs)
         except sqlite3.Error as exc:
+            if not engine_failed(exc):
+                raise
             raise unavailable(exc) from exc
     return translated
 
@@ -173,6 +199,15 @@ class SQLiteStore(Store):
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                    timeout=busy_timeout)
+        try:
+            self._open(synchronous, page_size)
+        except BaseException:
+            self._db.close()
+            raise
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    def _open(self, synchronous: str, page_size: int) -> None:
         # Small pages for a new file: a commit writes every page it changed
         # whole into the WAL, and one enqueue changes a page in each of ~5
         # b-trees; 1 KiB pages make that commit (and its fsync) ~4x smaller
@@ -182,10 +217,9 @@ class SQLiteStore(Store):
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(SCHEMA)
         self._db.execute("BEGIN IMMEDIATE")  # two processes opening a file count it once
-        self._db.execute(FILL_COUNTS, (json_codec.dumps(list(STATUSES)),))
+        self._db.execute(FILL_COUNTS)
+        self._db.execute(FILL_LINE)
         self._db.execute("COMMIT")
-        self._lock = threading.RLock()
-        self._depth = 0
 
     undoes_nested_blocks = True  # a nested transaction() is a savepoint
 
@@ -219,7 +253,7 @@ class SQLiteStore(Store):
     @engine_errors
     def insert(self, task: Task) -> Task:
         row = self._row(task)
-        row[SEQ_AT] = None  # SQLite gives the next row number: the task's place in line
+        del row[SEQ_AT]  # the statement places the task after the line's last
         with self._lock:
             try:
                 seq = self._db.execute(INSERT, row + [PRIORITY_RANK[task.priority]]).lastrowid
@@ -289,7 +323,8 @@ class SQLiteStore(Store):
         return found[0] if found else None
 
     @engine_errors
-    def list(self, status=None, type=None, limit=100, offset=0, after=None) -> List[Task]:
+    def list(self, status=None, type=None, limit=100, offset=0, after=None,
+             newest_first=False) -> List[Task]:
         conditions, params = [], []
         if after is not None:  # a cursor: the index starts there, whatever the depth
             conditions.append("seq > ?")
@@ -301,7 +336,8 @@ class SQLiteStore(Store):
             conditions.append("type = ?")
             params.append(type)
         where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-        return self._select(f"{SELECT}{where}ORDER BY seq LIMIT ? OFFSET ?",
+        order = "seq DESC" if newest_first else "seq"
+        return self._select(f"{SELECT}{where}ORDER BY {order} LIMIT ? OFFSET ?",
                             (*params, limit, offset))
 
     @engine_errors
@@ -365,7 +401,7 @@ class _Transaction:
                 self.finish, self.undo = (f"RELEASE {name}",), (f"ROLLBACK TO {name}", f"RELEASE {name}")
         except BaseException as exc:
             store._lock.release()
-            if isinstance(exc, sqlite3.Error):  # such as a file another process holds locked
+            if isinstance(exc, sqlite3.Error) and engine_failed(exc):  # a file held locked...
                 raise unavailable(exc) from exc
             raise
         store._depth += 1
@@ -383,13 +419,15 @@ class _Transaction:
                     # The commit failed (disk full...): leave no transaction half open.
                     if store._depth == 0 and store._db.in_transaction:
                         store._db.execute("ROLLBACK")
-                    if isinstance(exc, sqlite3.Error):
+                    if isinstance(exc, sqlite3.Error) and engine_failed(exc):
                         raise unavailable(exc) from exc
                     raise
             elif store._db.in_transaction:  # else SQLite already undid everything
                 for statement in self.undo:
                     store._db.execute(statement)
         except sqlite3.Error as exc:  # the ROLLBACK itself failed
+            if not engine_failed(exc):
+                raise
             raise unavailable(exc) from exc
         finally:
             store._lock.release()
