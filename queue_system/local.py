@@ -142,12 +142,14 @@ class LocalSystem(ProcessGroup):
 
     ``folder`` holds the SQLite file and one log per process (``log(name)``:
     "server", or a worker's id); by default a new temporary folder. ``port``
-    defaults to a free one.
+    defaults to a free one. ``store`` is the server's store URL, by default
+    that SQLite file (``redis://...``: several systems may share one queue).
     """
 
-    def __init__(self, folder=None, *, port: Optional[int] = None):
+    def __init__(self, folder=None, *, port: Optional[int] = None, store: Optional[str] = None):
         super().__init__(Path(folder or tempfile.mkdtemp(prefix="queue-lab-")))
         self.db = str(self.folder / "queue.db")
+        self.store = store or f"sqlite:///{self.db}"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server: Optional[subprocess.Popen] = None
@@ -161,9 +163,9 @@ class LocalSystem(ProcessGroup):
 
     def start_server(self, *extra: str, wait: bool = True,
                      env: Optional[dict] = None) -> subprocess.Popen:
-        """The producer API on this system's port and SQLite file (a restart reuses both);
+        """The producer API on this system's port and store (a restart reuses both);
         ``env`` adds environment variables (``QUEUE_TOKEN``...)."""
-        self.server = self.start("server", ["serve", "--port", str(self.port), "--db", self.db,
+        self.server = self.start("server", ["serve", "--port", str(self.port), "--store", self.store,
                                             "--log-level", "info", *extra], env)
         if wait:
             self.wait_healthy()

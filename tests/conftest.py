@@ -4,19 +4,38 @@ import random
 
 import pytest
 
-from queue_system import Backoff, ManualClock, MemoryStore, SQLiteStore, TaskQueue, sequential_ids
+from queue_system import Backoff, ManualClock, MemoryStore, TaskQueue, open_store, sequential_ids
 
 START = 1_700_000_000.0
 
 
-@pytest.fixture(params=["memory", "memory-one-thread", "sqlite"])
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One redis-server for the session (``redis_server.py``); each test that uses it
+    starts from an empty database."""
+    from redis_server import RedisServer, skip_without_redis
+    skip_without_redis()
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["memory", "memory-one-thread", "sqlite", "redis"])
 def store(request, tmp_path):
-    # "memory-one-thread": the same code without its locks, as the simulation runs it
-    # (which also forgets completed tasks: see test_memory_store.py).
-    if request.param == "sqlite":
-        store = SQLiteStore(str(tmp_path / "q.db"))
+    """Every store, each named by its URL as a user would (``stores.open_store``).
+    "memory-one-thread": the same code without its locks, as the simulation runs it
+    (which also forgets completed tasks: see test_memory_store.py)."""
+    if request.param == "memory-one-thread":
+        store = MemoryStore(threadsafe=False)
+    elif request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        server.flush()
+        store = open_store(server.url)
     else:
-        store = MemoryStore(threadsafe=request.param == "memory")
+        store = open_store("memory://" if request.param == "memory"
+                           else f"sqlite:///{tmp_path / 'q.db'}")
     yield store
     store.close()
 

@@ -59,6 +59,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 
 from queue_system import (Backoff, ManualClock, MemoryStore, SQLiteStore, TaskConflict,
                           TaskQueue, lifecycle, sequential_ids)
+from queue_system.stores.redis import RedisStore
 from queue_system.task import PRIORITY_RANK, STATUSES
 
 START = 1_700_000_000.0
@@ -441,6 +442,14 @@ def backoff_bounds(backoff: Backoff, retries: int):
     return ceiling * (1 - backoff.jitter), ceiling
 
 
-@pytest.mark.parametrize("store", list(STORES))
-def test_lifecycle_properties(store):
-    run_state_machine_as_test(lambda: LifecycleMachine(STORES[store]), settings=SETTINGS)
+@pytest.mark.parametrize("store", [*STORES, "redis"])
+def test_lifecycle_properties(store, request):
+    if store == "redis":  # each example on an empty database of the session's Redis
+        server = request.getfixturevalue("redis_server")
+
+        def make():
+            server.flush()
+            return RedisStore(server.url)
+    else:
+        make = STORES[store]
+    run_state_machine_as_test(lambda: LifecycleMachine(make), settings=SETTINGS)
