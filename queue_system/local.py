@@ -165,8 +165,9 @@ class LocalSystem(ProcessGroup):
                      env: Optional[dict] = None) -> subprocess.Popen:
         """The producer API on this system's port and store (a restart reuses both);
         ``env`` adds environment variables (``QUEUE_TOKEN``...)."""
-        self.server = self.start("server", ["serve", "--port", str(self.port), "--store", self.store,
-                                            "--log-level", "info", *extra], env)
+        self.server = self.start("server", ["serve", "--port", str(self.port),
+                                            "--store", self.store, "--log-level", "info",
+                                            *extra], env)
         if wait:
             self.wait_healthy()
         return self.server
