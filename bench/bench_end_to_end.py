@@ -109,10 +109,11 @@ def stamp(sent):
 # -- ours -------------------------------------------------------------------------------
 
 def run_ours(tasks: int, flags: list, batch: int = 1000, latency: int = 0,
-             server_flags: tuple = ()) -> dict:
+             server_flags: tuple = (), store: str = "") -> dict:
+    """One round of ours; ``store`` is the server's store URL (default: a SQLite file)."""
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as folder, \
             Processes(Path(folder)) as procs:
-        server = OurServer(procs, os.path.join(folder, "queue.db"), *server_flags)
+        server = OurServer(procs, store or os.path.join(folder, "queue.db"), *server_flags)
         client = server.client
         (Path(folder) / "ourbench.py").write_text(OUR_MODULE)
         stamps = Path(folder) / "stamps"

@@ -66,12 +66,13 @@ class Processes:
 class OurServer:
     """``python -m queue_system serve`` on a free port, with its client."""
 
-    def __init__(self, procs: Processes, db: str, *extra: str):
+    def __init__(self, procs: Processes, store: str, *extra: str):
+        """``store``: a store URL, or the path of a SQLite file."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs = procs
         self.process = procs.start("server", [PYTHON, "-m", "queue_system", "serve",
-                                              "--port", str(self.port), "--db", db,
+                                              "--port", str(self.port), "--store", store,
                                               "--log-level", "warning", *extra])
         self.client = QueueClient(self.url)
 

@@ -26,6 +26,7 @@ BENCHMARKS = {
     "sim": "bench_sim.py",                # the simulation against minimal SimPy and Ciw
     "live": "bench_live.py",              # presets played live against the simulation's prediction
     "scale": "bench_scale.py",            # request costs at 10,000 and at 1,000,000 stored tasks
+    "redis": "bench_redis.py",            # ours on Redis against ours on SQLite and RQ
 }
 
 

@@ -118,6 +118,7 @@ class TaskQueue:
             tasks.append(self._new_task(spec.pop("type", None), spec.pop("payload", None), **spec))
         store = self.store
         with store.transaction():
+            store.prefetch([task.id for task in tasks])  # each insert checks its id is free
             if self.capacity is None:
                 return [self._insert(task) for task in tasks]
             # Resends (an idempotency key already used) take no room, and a new key
@@ -238,6 +239,11 @@ class TaskQueue:
         """Give a held task back unfinished, without counting a failure; ``started`` says
         whether its handler had begun (the attempt then still counts)."""
         return self._transition(task_id, lifecycle.release, lease_id, started)
+
+    def prefetch(self, task_ids: Sequence[str]) -> None:
+        """Inside a transaction: the next steps act on these tasks (a worker's reports), so
+        a store whose reads are round trips may read them at once (``Store.prefetch``)."""
+        self.store.prefetch(task_ids)
 
     def _transition(self, task_id: str, step, *args) -> Task:
         with self.store.transaction():

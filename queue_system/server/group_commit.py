@@ -90,14 +90,18 @@ class GroupCommitter:
         """Await ``fn(*args)`` from the event loop."""
         return await asyncio.wrap_future(self.submit(fn, *args, makes_work=makes_work))
 
-    async def run_each(self, fn: Callable, items: List[Any], makes_work: bool = False
-                       ) -> List[tuple]:
+    async def run_each(self, fn: Callable, items: List[Any], makes_work: bool = False,
+                       first: Optional[Callable[[], Any]] = None) -> List[tuple]:
         """Await ``fn(item)`` for each item, each undone alone if it fails as if it were a
         request of its own, but sent to the store thread as one: ``(True, result)`` or
-        ``(False, exception)`` per item. A worker's 100 reports cost one trip, not 100."""
-        return await self.run(self._each, fn, items, makes_work=makes_work)
+        ``(False, exception)`` per item. A worker's 100 reports cost one trip, not 100.
+        ``first()`` runs before them, in the same transaction (a store's prefetch)."""
+        return await self.run(self._each, fn, items, first, makes_work=makes_work)
 
-    def _each(self, fn: Callable, items: List[Any]) -> List[tuple]:
+    def _each(self, fn: Callable, items: List[Any],
+              first: Optional[Callable[[], Any]] = None) -> List[tuple]:
+        if first is not None:
+            first()
         # Optimistic: all items in one savepoint, since nearly always none is refused.
         # If one is, that savepoint is undone and each item runs again in its own, so
         # the others are still recorded. (A savepoint per item from the start costs a

@@ -136,6 +136,11 @@ class Store(ABC):
         """Delete up to ``limit`` completed or dead-lettered tasks that finished at or
         before ``before``; returns how many. Their ids and idempotency keys are free again."""
 
+    def prefetch(self, task_ids: Sequence[str]) -> None:
+        """A hint, inside a transaction: these tasks are about to be read (each report of a
+        batch, each new id of a batch of submits). A store whose every read is a round
+        trip to a server reads them at once; the others ignore it."""
+
     def transaction_alive(self) -> bool:
         """Inside ``transaction()``: False once the store has abandoned it.
 

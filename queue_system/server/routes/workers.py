@@ -9,6 +9,7 @@ steady state a worker makes one request per task.
 
 
 import asyncio
+import functools
 import logging
 
 from fastapi import APIRouter, Request
@@ -88,7 +89,8 @@ def router(ctx: ServerContext) -> APIRouter:
         results, recorded = [], []
         # A failure may send its task back at once; a completion never makes work.
         reported = await ctx.committer.run_each(
-            one, acks, makes_work=any(not item.ok for item in acks))
+            one, acks, makes_work=any(not item.ok for item in acks),
+            first=functools.partial(queue.prefetch, [item.id for item in acks]))
         for item, (ok, value) in zip(acks, reported):
             if ok:
                 ctx.announce(value)
