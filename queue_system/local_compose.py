@@ -6,8 +6,13 @@ Where no Docker engine runs (a CI machine, a locked-down classroom laptop),
 ``LocalCompose`` does the same from the resolution the real Compose binary
 prints (``docker compose config --format json``): each service's own
 command and environment, as a process on 127.0.0.1. Service names become
-127.0.0.1 and published ports free local ports (``http://producer:3000``
-becomes ``http://127.0.0.1:PORT``); a named volume becomes a folder. So the
+127.0.0.1 and ports free local ports (``http://producer:3000`` becomes
+``http://127.0.0.1:PORT``), published or only reached by another service
+(``redis://redis:6379``); a named volume becomes a folder. A service with
+``deploy.replicas`` of 2 or more runs as ``NAME-1``, ``NAME-2``..., each with
+its own port, and a service that names it reaches one of them in turn, as
+Docker's DNS spreads containers over replicas. The ``redis`` image's
+``redis-server`` and ``redis-cli`` are Debian's, on the local port. So the
 commands, variables and ports the compose file names are the ones that run.
 ``stop`` is ``docker compose stop``: the service's stop signal, then its
 grace period.
@@ -22,16 +27,29 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 from .local import ROOT, ProcessGroup, project_environment, stop_all
 from .localhost import free_port
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+REDIS_PORT = 6379
+
+
+def _local_path(value: str, target: str, local: str) -> str:
+    """``value`` with the container path ``target`` (a volume) made ``local``: the path
+    itself, one under it, or the path of a ``sqlite:///`` URL."""
+    value = str(value)
+    prefix = "sqlite:///" if value.startswith("sqlite:///") else ""
+    path = value[len(prefix):]
+    if path == target or path.startswith(target + "/"):
+        return prefix + local + path[len(target):]
+    return value
 
 
 def compose_binary() -> Path:
@@ -52,9 +70,13 @@ def compose_run(*args: str, compose_file: Path = COMPOSE_FILE,
                           env=dict(os.environ, **(env or {})), cwd=ROOT)
 
 
-def resolved_config(env: Optional[dict] = None, compose_file: Path = COMPOSE_FILE) -> dict:
-    """The compose file as Compose resolves it (``config --format json``), with ``env`` set."""
-    answer = compose_run("config", "--format", "json", compose_file=compose_file, env=env)
+def resolved_config(env: Optional[dict] = None, compose_file: Path = COMPOSE_FILE,
+                    profiles: Iterable[str] = ()) -> dict:
+    """The compose file as Compose resolves it (``config --format json``), with ``env`` set
+    and ``profiles`` on (``docker compose --profile NAME``)."""
+    flags = [word for profile in profiles for word in ("--profile", profile)]
+    answer = compose_run(*flags, "config", "--format", "json", compose_file=compose_file,
+                         env=env)
     if answer.returncode != 0:
         raise RuntimeError(f"docker compose config refused {compose_file}: {answer.stderr}")
     return json.loads(answer.stdout)
@@ -77,11 +99,28 @@ class LocalCompose(ProcessGroup):
 
     def __init__(self, config: dict, folder):
         super().__init__(Path(folder))
-        self.services = config["services"]
+        self.services = {}
+        self.replicas: Dict[str, List[str]] = {}  # a replicated service -> its replicas' names
+        for name, service in config["services"].items():
+            count = service.get("deploy", {}).get("replicas", 1)
+            if count < 2:
+                self.services[name] = service
+                continue
+            self.replicas[name] = [f"{name}-{k}" for k in range(1, count + 1)]
+            for replica in self.replicas[name]:  # each a service of its own, named as its host
+                self.services[replica] = dict(
+                    {k: v for k, v in service.items() if k != "deploy"},
+                    environment={**(service.get("environment") or {}), "WORKER_ID": replica})
         self.ports = {}  # (service, container port) -> local port
         for name, service in self.services.items():
             for port in service.get("ports", []):
                 self.ports[(name, int(port["target"]))] = free_port()
+        for service in list(self.services.values()):  # ports only other services reach
+            for value in (service.get("environment") or {}).values():
+                for host, port in re.findall(r"//([\w.-]+):(\d+)", str(value)):
+                    for target in self.replicas.get(host, [host]):
+                        if target in self.services and (target, int(port)) not in self.ports:
+                            self.ports[(target, int(port))] = free_port()
         self.volumes = {}  # (service, container path) -> local folder
         for name, service in self.services.items():
             for volume in service.get("volumes", []):
@@ -101,6 +140,11 @@ class LocalCompose(ProcessGroup):
     def environment(self, name: str) -> dict:
         """The service's environment, with names, ports and volumes made local."""
         env = dict(self.services[name].get("environment") or {})
+        for service, replicas in self.replicas.items():  # one replica each, in turn
+            turn = int(name.rsplit("-", 1)[1]) - 1 if name.rsplit("-", 1)[-1].isdigit() else 0
+            chosen = replicas[turn % len(replicas)]
+            env = {key: re.sub(rf"//{re.escape(service)}:", f"//{chosen}:", str(value))
+                   for key, value in env.items()}
         for (service, target), local in self.ports.items():
             for key, value in env.items():  # http://producer:3000 -> http://127.0.0.1:PORT
                 env[key] = value.replace(f"//{service}:{target}", f"//127.0.0.1:{local}")
@@ -108,20 +152,30 @@ class LocalCompose(ProcessGroup):
                 env["PORT"] = str(local)  # the process listens where the port is published
         for (service, target), local in self.volumes.items():
             if service == name:  # /data/queue.db -> FOLDER/queue-data/queue.db (not /database)
-                env = {k: local + v[len(target):] if v == target or v.startswith(target + "/")
-                       else v for k, v in env.items()}
+                env = {k: _local_path(v, target, local) for k, v in env.items()}
         if env.get("HOST") == "0.0.0.0":
             env["HOST"] = "127.0.0.1"  # never listen beyond loopback here
         return env
 
-    @staticmethod
-    def command(argv: List[str]) -> List[str]:
-        """``python`` in a service's command is this Python."""
-        return [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]
+    def command(self, argv: List[str], name: Optional[str] = None) -> List[str]:
+        """``python`` in a service's command is this Python; ``redis-server`` and
+        ``redis-cli`` are this machine's, on the service's local port and volume."""
+        if argv[0] == "python":
+            return [sys.executable, *argv[1:]]
+        if argv[0] in ("redis-server", "redis-cli") and (name, REDIS_PORT) in self.ports:
+            binary = shutil.which(argv[0])
+            if binary is None:
+                raise RuntimeError(f"{argv[0]} is not installed: apt-get install -y redis-server")
+            port = str(self.ports[(name, REDIS_PORT)])
+            if argv[0] == "redis-cli":
+                return [binary, "-p", port, *argv[1:]]
+            folder = self.volumes.get((name, "/data"), str(self.folder))
+            return [binary, *argv[1:], "--port", port, "--bind", "127.0.0.1", "--dir", folder]
+        return list(argv)
 
     def start(self, name: str) -> subprocess.Popen:
         """``docker compose start NAME``: the service's command, as a process."""
-        return self._spawn(name, self.command(self.services[name]["command"]),
+        return self._spawn(name, self.command(self.services[name]["command"], name),
                            self.environment(name))
 
     def scale(self, service: str, replicas: int) -> List[str]:
@@ -163,7 +217,7 @@ class LocalCompose(ProcessGroup):
         test = self.services[name]["healthcheck"]["test"]
         if test[0] != "CMD":
             raise ValueError(f"{name}: only CMD healthchecks run here, not {test[0]}")
-        return subprocess.run(self.command(test[1:]), cwd=ROOT,
+        return subprocess.run(self.command(test[1:], name), cwd=ROOT,
                               env=project_environment(self.environment(name)),
                               capture_output=True, timeout=30).returncode == 0
 

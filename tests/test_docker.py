@@ -67,8 +67,8 @@ def test_compose_topology_is_the_lessons():
     assert producer["environment"]["PORT"] == str(producer["ports"][0]["target"])
     assert producer["healthcheck"]["test"][0] == "CMD"
     [volume] = producer["volumes"]
-    assert volume["type"] == "volume" and producer["environment"]["QUEUE_DB"].startswith(
-        volume["target"])
+    assert volume["type"] == "volume" and producer["environment"]["QUEUE_STORE"].startswith(
+        "sqlite:///" + volume["target"] + "/")  # a SQLite file on the volume
     for n in (1, 2, 3):
         worker = services[f"worker-{n}"]
         assert worker["environment"]["WORKER_ID"] == f"worker-{n}"
@@ -77,6 +77,29 @@ def test_compose_topology_is_the_lessons():
         assert worker["restart"] == "unless-stopped"
         assert worker["stop_signal"] == "SIGTERM" and worker["stop_grace_period"]
     assert services["worker"]["deploy"]["replicas"] == 0  # for --scale worker=N
+    assert not {"redis", "producer-redis", "worker-redis"} & set(services)  # a profile's
+
+
+def test_the_redis_profile_is_several_servers_on_one_durable_redis():
+    assert compose_run("--profile", "redis", "config", "-q").returncode == 0
+    services = resolved_config(profiles=["redis"])["services"]
+    redis = services["redis"]
+    assert redis["profiles"] == ["redis"] and redis["image"].startswith("redis:")
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command and "--appendfsync always" in command
+    [volume] = redis["volumes"]
+    assert volume["type"] == "volume" and volume["source"] == "redis-data" \
+        and volume["target"] == "/data"
+    producers = services["producer-redis"]
+    assert producers["deploy"]["replicas"] == 2
+    assert producers["environment"]["QUEUE_STORE"] == "redis://redis:6379/0"
+    assert [p["published"] for p in producers["ports"]] == ["3001-3002"]
+    assert producers["ports"][0]["host_ip"] == "127.0.0.1"
+    assert producers["depends_on"]["redis"]["condition"] == "service_healthy"
+    workers = services["worker-redis"]
+    assert workers["deploy"]["replicas"] == 3
+    assert workers["environment"]["QUEUE_URL"] == "http://producer-redis:3000"
+    assert "producer" in services and "worker-1" in services  # beside the lesson's, not instead
 
 
 def test_the_api_is_published_on_this_machine_only_unless_told():
@@ -265,11 +288,54 @@ def test_volumes_and_paths_become_local_folders(tmp_path):
     config = {"services": {"api": {
         "command": ["python", "-c", "print(1)"],
         "environment": {"QUEUE_DB": "/data/queue.db", "OTHER": "/database/x", "SAME": "/data",
-                        "PYTHONPATH": "/somewhere"},
+                        "QUEUE_STORE": "sqlite:////data/q.db", "PYTHONPATH": "/somewhere"},
         "volumes": [{"type": "volume", "source": "queue-data", "target": "/data"}],
         "healthcheck": {"test": ["CMD", "python", "-c", "import queue_system"]}}}}
     with LocalCompose(config, tmp_path) as local:
         env = local.environment("api")
         assert env["QUEUE_DB"] == str(tmp_path / "queue-data" / "queue.db")
+        assert env["QUEUE_STORE"] == f"sqlite:///{tmp_path / 'queue-data' / 'q.db'}"
         assert env["SAME"] == str(tmp_path / "queue-data") and env["OTHER"] == "/database/x"
         assert local.healthy("api")  # the service's own PYTHONPATH, and the project's
+
+
+def test_the_redis_profile_runs_two_servers_and_three_workers_on_one_queue(tmp_path):
+    from redis_server import skip_without_redis
+    skip_without_redis()
+    fast = {"WORK_MIN_SECONDS": "0.01", "WORK_MAX_SECONDS": "0.05", "FAILURE_RATE": "0.2",
+            "BACKOFF": "none"}
+    with LocalCompose(resolved_config(fast, profiles=["redis"]), tmp_path) as local:
+        assert local.replicas == {"producer-redis": ["producer-redis-1", "producer-redis-2"],
+                                  "worker-redis": ["worker-redis-1", "worker-redis-2",
+                                                   "worker-redis-3"]}
+        local.start("redis")
+        wait_for(lambda: local.healthy("redis"), 30, "Redis's healthcheck")
+        producers = local.replicas["producer-redis"]
+        for name in producers:
+            local.start(name)
+        for name in producers:
+            wait_for(lambda: local.healthy(name), 30, f"{name}'s healthcheck")
+        workers = local.replicas["worker-redis"]
+        assert {local.environment(w)["QUEUE_URL"] for w in workers} == {
+            local.url(name, 3000) for name in producers}  # spread over both
+        for name in workers:
+            local.start(name)
+        urls = [local.url(name, 3000) for name in producers]
+        ids = []
+        for n in range(60):  # producers on both replicas
+            answer = httpx.post(f"{urls[n % 2]}/task", json={"type": "report",
+                                                               "payload": {"id": n}}, timeout=10)
+            assert answer.status_code == 202
+            ids.append(answer.json()["taskId"])
+
+        def finished():
+            stats = httpx.get(f"{urls[0]}/stats", timeout=10).json()
+            return stats if stats["completed"] + stats["failed"] == len(ids) else None
+        stats = wait_for(finished, 120, "every task to finish")
+        assert httpx.get(f"{urls[1]}/stats", timeout=10).json() == stats  # one queue
+        tasks = httpx.get(f"{urls[1]}/tasks", params={"limit": 1000}, timeout=10).json()["tasks"]
+        assert {t["id"] for t in tasks} == set(ids)
+        assert {t["worker_id"] for t in tasks} <= set(workers)
+        assert all(t["attempts"] == t["retries"] + (t["status"] == "completed") for t in tasks)
+        store = httpx.get(f"{urls[0]}/health", timeout=10).json()["store"]
+        assert store == f"redis://127.0.0.1:{local.ports[('redis', 6379)]}/0"
