@@ -204,6 +204,10 @@ class TaskQueue:
                 self._sweep(now, promoted, expired)
             claimed = []
             for task in store.next_pending(types, limit):
+                if task.execute_at > now:
+                    # Ready by the clock of another server sharing the store, a moment ahead
+                    # of ours: it waits for ours (the rule: never before its execute_at).
+                    continue
                 task = lifecycle.claim(task, now, worker_id, self.make_lease_id(), lease)
                 store.update(task)
                 claimed.append(task)

@@ -12,9 +12,14 @@ import threading
 
 import pytest
 
-from live import LiveSystem, wait_for
+from live import LiveSystem, free_port, wait_for
+from queue_system import TaskQueue
 from queue_system.client import ApiError, QueueClient, ServerUnreachable
+from queue_system.errors import ConcurrentUpdate, StoreUnavailable
 from redis_server import RedisServer, skip_without_redis
+
+redis = pytest.importorskip("redis")
+from queue_system.stores.redis import RedisStore, redact  # noqa: E402
 
 FAST = ["--min-work", "0", "--max-work", "0.01"]
 
@@ -101,3 +106,61 @@ def test_redis_killed_and_restarted_keeps_every_task_that_got_a_202(tmp_path, re
         stored = {task.id for task in client.all_tasks()}
         assert set(accepted) <= stored  # every 202 survived the kill
         assert client.stats()["total"] == len(stored)
+
+
+@pytest.fixture
+def redis_store(redis_server):
+    redis_server.flush()
+    store = RedisStore(redis_server.url, busy_seconds=2)
+    yield store
+    store.close()
+
+
+def test_a_commit_refused_gives_the_lock_back_at_once(redis_store, redis_server):
+    queue = TaskQueue(redis_store)
+    task, _ = queue.submit("t", 1)
+    other = RedisStore(redis_server.url, busy_seconds=2)
+    try:
+        with pytest.raises(ConcurrentUpdate):
+            with redis_store.transaction():
+                queue.claim("w")
+                # Behind the store's back (as a bug elsewhere would): its version changes.
+                with redis.Redis.from_url(redis_server.url) as raw:
+                    raw.hset("queue:versions", task.id, 99)
+        # Another server is not locked out for the lock's 30 s: it works at once.
+        assert TaskQueue(other).submit("t", 2)[1]
+    finally:
+        other.close()
+
+
+def test_a_task_the_store_cannot_write_is_refused_alone(redis_store):
+    queue = TaskQueue(redis_store)
+    with redis_store.transaction():
+        kept, _ = queue.submit("t", "kept")
+        with pytest.raises(TypeError):
+            with redis_store.transaction():
+                queue.submit("t", {"not JSON": {1, 2}})  # a set: JSON has none
+    assert [task.id for task in queue.list()] == [kept.id]
+    assert redis_store.count_by_status()["pending"] == 1
+
+
+def test_a_redis_that_cannot_answer_is_store_unavailable(redis_store, redis_server):
+    with pytest.raises(StoreUnavailable, match="Redis at redis://127.0.0.1"):
+        RedisStore(f"redis://127.0.0.1:{free_port()}/0", busy_seconds=1)  # nobody there
+    queue = TaskQueue(redis_store)
+    queue.submit("t", 1)
+    redis_server.kill()
+    try:
+        with pytest.raises(StoreUnavailable):
+            queue.submit("t", 2)
+        with pytest.raises(StoreUnavailable):
+            queue.stats()
+    finally:
+        redis_server.start()  # the session's server, back with its append-only file
+    assert queue.stats()["total"] == 1  # the store connects again by itself
+
+
+def test_the_password_never_shows():
+    assert redact("redis://:s3cret@db.example:6380/2") == "redis://db.example:6380/2"
+    assert redact("redis://user:s3cret@db.example/0") == "redis://db.example/0"
+    assert redact("redis://db.example:6379/0") == "redis://db.example:6379/0"

@@ -527,3 +527,56 @@ def assert_each_task_held_once(store, taken):
     assert sum(1 for each in taken if each) > 1, "no race: one claimer took everything"
     for task_id, lease_id in held:
         assert store.get(task_id).lease_id == lease_id
+
+
+def test_a_batch_of_thousands_in_one_transaction_is_committed_whole(queue, store):
+    # As the server's group commit makes them: many requests, each a nested block.
+    with store.transaction():
+        for _ in range(5):
+            with store.transaction():
+                queue.submit_many([{"type": "t", "payload": n} for n in range(1000)])
+    with store.transaction():
+        held = []
+        for _ in range(45):
+            with store.transaction():
+                held += queue.claim("w", limit=100)
+    assert len(held) == 4500 and len({task.id for task in held}) == 4500
+    counts = store.count_by_status()
+    assert counts["pending"] == 500 and counts["processing"] == 4500
+    assert len(queue.claim("w", limit=1000)) == 500  # the rest is still served
+
+
+def test_reads_inside_a_transaction_see_its_own_writes(queue, store):
+    queue.submit("t", "before")
+    with store.transaction():
+        new, _ = queue.submit("t", "new")
+        [held] = queue.claim("w")
+        assert [t.payload for t in store.list()] == ["before", "new"]
+        assert [t.id for t in store.list(status="processing")] == [held.id]
+        assert [t.payload for t in store.list(status="pending")] == ["new"]
+        assert store.count_by_status()["processing"] == 1
+        assert queue.get(new.id).status == "pending"
+    assert [t.status for t in store.list()] == ["processing", "pending"]
+
+
+def test_a_key_freed_by_a_purge_may_be_taken_in_the_same_transaction(queue, store, clock):
+    old, _ = queue.submit("t", "old", idempotency_key="K")
+    [held] = queue.claim("w")
+    queue.complete(held.id, held.lease_id)
+    with store.transaction():
+        assert queue.purge(0) == 1
+        new, created = queue.submit("t", "new", idempotency_key="K")
+        assert created and new.id != old.id
+    assert store.get(old.id) is None
+    assert queue.submit("t", "again", idempotency_key="K") == (store.get(new.id), False)
+    assert [t.id for t in queue.list()] == [new.id]
+
+
+def test_servers_whose_clocks_differ_a_little_refuse_no_claim(store, clock):
+    from queue_system import ManualClock
+    ahead = TaskQueue(store, ManualClock(clock() + 0.01))
+    behind = TaskQueue(store, clock)
+    task, _ = ahead.submit("t", 1)  # ready at the clock of the server that stored it
+    assert behind.claim("w") == []  # not yet by ours: it waits, nothing is refused
+    clock.advance(0.01)
+    assert [t.id for t in behind.claim("w")] == [task.id]

@@ -75,13 +75,16 @@ COMMIT = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
     return 'lock lost'
 end
+local function free()  -- logged: a restart replays it, should a rewrite have kept the lock
+    if ARGV[1] ~= '' then redis.call('DEL', KEYS[1]) end
+end
 local at = 3
 for _ = 1, tonumber(ARGV[2]) do
     local found = redis.call('HGET', ARGV[at], ARGV[at + 1])
     if ARGV[at + 2] == '' then
-        if found then return 'taken ' .. ARGV[at + 1] end
+        if found then free() return 'taken ' .. ARGV[at + 1] end
     elseif found ~= ARGV[at + 2] then
-        return 'changed ' .. ARGV[at + 1]
+        free() return 'changed ' .. ARGV[at + 1]
     end
     at = at + 3
 end
@@ -90,15 +93,11 @@ while at <= #ARGV do
     redis.call(unpack(ARGV, at + 1, at + words))
     at = at + words + 1
 end
-if ARGV[1] ~= '' then
-    redis.set_repl(redis.REPL_NONE)
-    redis.call('DEL', KEYS[1])
-end
+free()
 return 'ok'
 """
 
 RELEASE_LOCK = """
-redis.set_repl(redis.REPL_NONE)
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 'ok'
 """
@@ -142,6 +141,19 @@ return {ids, redis.call('HMGET', prefix .. 'tasks', unpack(ids))}
 """ % (SEQ_DIGITS + 2)  # the member is "seq:id": the id starts after the colon
 
 
+# Redis failing, or not able to answer now: what the contract calls StoreUnavailable.
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError,
+               redis.exceptions.OutOfMemoryError, redis.exceptions.MasterDownError,
+               redis.exceptions.TryAgainError)
+UNAVAILABLE_CODES = ("MISCONF", "OOM", "LOADING", "READONLY", "MASTERDOWN", "BUSY",
+                     "NOREPLICAS", "TRYAGAIN")
+
+
+def unavailable(exc: Exception) -> bool:
+    return isinstance(exc, UNAVAILABLE) or (
+        isinstance(exc, redis.ResponseError) and str(exc).split(" ", 1)[0] in UNAVAILABLE_CODES)
+
+
 def engine_errors(method):
     """Run ``method`` under the store's lock (threads of one process take turns, and never
     see another's open transaction), and let Redis's connection and server failures out
@@ -151,13 +163,10 @@ def engine_errors(method):
         try:
             with self._lock:
                 return method(self, *args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except redis.RedisError as exc:
+            if not unavailable(exc):
+                raise
             raise StoreUnavailable(f"Redis at {self.url}: {exc}") from exc
-        except redis.ResponseError as exc:
-            if str(exc).split(" ", 1)[0] in ("MISCONF", "OOM", "LOADING", "READONLY",
-                                               "MASTERDOWN", "BUSY", "NOREPLICAS"):
-                raise StoreUnavailable(f"Redis at {self.url}: {exc}") from exc
-            raise
     return translated
 
 
@@ -202,6 +211,7 @@ class RedisStore(Store):
         self._depth = 0
         self._token = ""
         self._overlay: dict = {}   # id -> the task as this transaction wrote it (None: deleted)
+        self._texts: dict = {}     # id -> that task as JSON, for the commit
         self._keys: dict = {}      # idempotency key -> id, written by this transaction
         self._deltas: dict = {}    # status -> change of its count in this transaction
         self._undo: list = []      # how to take back the overlay, keys and deltas
@@ -220,8 +230,10 @@ class RedisStore(Store):
         try:
             conn.send_command(*args)
             return conn.read_response()
-        except (redis.ConnectionError, redis.TimeoutError):
-            conn.disconnect()  # the next command connects again
+        except redis.ResponseError:
+            raise  # an error answer: the connection is still in step
+        except BaseException:
+            self._lost()
             raise
 
     def _calls(self, *commands):
@@ -229,10 +241,25 @@ class RedisStore(Store):
         conn = self._conn
         try:
             conn.send_packed_command(conn.pack_commands(commands))
-            return [conn.read_response() for _ in commands]
-        except (redis.ConnectionError, redis.TimeoutError):
-            conn.disconnect()
+            answers, failure = [], None
+            for _ in commands:  # read every answer, or the next command would get this one's
+                try:
+                    answers.append(conn.read_response())
+                except redis.ResponseError as exc:
+                    failure = failure or exc
+        except BaseException:
+            self._lost()
             raise
+        if failure is not None:
+            raise failure
+        return answers
+
+    def _lost(self) -> None:
+        """The connection broke (or may be out of step): drop it, and give up the open
+        transaction, whose lock may be gone (the next command connects again)."""
+        self._conn.disconnect()
+        if self._depth:
+            self._token = ""  # transaction_alive() is now False
 
     def _script(self, name: str, keys: list, args: list):
         """Run one of the store's Lua scripts (loaded into Redis the first time)."""
@@ -298,7 +325,7 @@ class RedisStore(Store):
         else:
             changes.add("ZREM", f"{p}finished", task.id)
 
-    def _changes(self) -> Tuple[list, "_Changes"]:
+    def _changes(self) -> Tuple[list, list]:
         """What the commit must check and write: for each task this transaction touched,
         the difference between what it read (or nothing, for a new task) and what it
         leaves. A task written several times (submitted, then handed out at once) is
@@ -306,35 +333,44 @@ class RedisStore(Store):
         p, read = self.prefix, self._read
         checks: list = []
         changes = _Changes()
+        # Keys of tasks deleted here may be taken again by tasks made here (a purge, then
+        # a submit with the same key, in one batch): no need for those to be free before.
+        freed = {old.idempotency_key for task_id, old in read.items()
+                 if old is not None and self._overlay.get(task_id, old) is None}
         for task_id, new in self._overlay.items():
             old = read.get(task_id)
             if old is None and new is None:
                 continue  # made and deleted within the transaction
             checks += [f"{p}versions", task_id, "" if old is None else str(old.version)]
+            # Another task under the same id (deleted, then made again): a delete and an insert.
+            replaced = old is not None and new is not None and old.seq != new.seq
             if old is not None:
                 self._unindex(old, changes)
                 changes.add("HINCRBY", f"{p}counts", old.status, -1)
-            if new is None:
-                changes.add("HDEL", f"{p}tasks", task_id)
-                changes.add("HDEL", f"{p}versions", task_id)
+            if new is None or replaced:
                 changes.add("ZREM", f"{p}all", task_id)
                 if old.idempotency_key is not None:
                     changes.add("HDEL", f"{p}idem", old.idempotency_key)
+            if new is None:
+                changes.add("HDEL", f"{p}tasks", task_id)
+                changes.add("HDEL", f"{p}versions", task_id)
                 continue
             self._index(new, changes)
             changes.add("HINCRBY", f"{p}counts", new.status, 1)
-            changes.add("HSET", f"{p}tasks", task_id, json_codec.dumps(list(new)))
+            changes.add("HSET", f"{p}tasks", task_id, self._texts[task_id])
             changes.add("HSET", f"{p}versions", task_id, str(new.version))
-            if old is None or old.type != new.type:
+            if old is None or replaced or old.type != new.type:
                 changes.add("SADD", f"{p}types", new.type)
-            if old is None:
+            if old is None or replaced:
                 changes.add("ZADD", f"{p}all", new.seq, task_id)
-                if new.idempotency_key is not None:
-                    checks += [f"{p}idem", new.idempotency_key, ""]
-                    changes.add("HSET", f"{p}idem", new.idempotency_key, task_id)
+                key = new.idempotency_key
+                if key is not None:
+                    if key not in freed:
+                        checks += [f"{p}idem", key, ""]
+                    changes.add("HSET", f"{p}idem", key, task_id)
         if self._last_seq is not None:
             changes.add("SET", f"{p}seq", self._last_seq)
-        return checks, changes
+        return checks, changes.words()
 
     @staticmethod
     def _task(text: Optional[str]) -> Optional[Task]:
@@ -360,22 +396,29 @@ class RedisStore(Store):
         self._last_seq = None
 
     def _end(self, commit: bool) -> None:
+        token = self._token
         try:
-            if commit:
-                checks, changes = self._changes()
+            if not token:  # the connection broke inside the transaction: its lock is lost
+                if commit:
+                    raise StoreUnavailable(f"Redis at {self.url}: the connection was lost "
+                                           "during the transaction; nothing was saved")
+                return
+            if commit and self._overlay:
+                checks, words = self._changes()
+                answer = self._script("commit", [f"{self.prefix}lock"],
+                                      [token, len(checks) // 3, *checks, *words])
+                token = ""  # the script freed the lock, whatever it answered
+            else:
+                answer = "ok"  # nothing written (or undone): only the lock to give back
         finally:
-            token, self._token = self._token, ""
-            overlay = self._overlay
-            self._overlay, self._keys, self._deltas, self._undo = {}, {}, {}, []
+            self._token = ""
+            self._overlay, self._texts, self._keys, self._deltas, self._undo = {}, {}, {}, {}, []
             self._read, self._heads = {}, None
-        if not commit:
-            self._script("release", [f"{self.prefix}lock"], [token])
-            return
-        if not overlay:  # nothing written: only the lock to give back
-            self._script("release", [f"{self.prefix}lock"], [token])
-            return
-        answer = self._script("commit", [f"{self.prefix}lock"],
-                              [token, len(checks) // 3, *checks, *changes.words()])
+            if token:
+                try:  # a failed commit, or none: give the lock back at once, not in 30 s
+                    self._script("release", [f"{self.prefix}lock"], [token])
+                except redis.RedisError:
+                    self._lost()  # it expires by itself
         if answer == "lock lost":
             raise StoreUnavailable(f"Redis at {self.url}: this server held the lock longer "
                                    f"than {self.lock_seconds:g} s; nothing was saved")
@@ -385,9 +428,14 @@ class RedisStore(Store):
 
     def _write(self, task_id: str, task: Optional[Task],
                moves: Iterable[Tuple[str, int]] = ()) -> None:
-        """Keep a write for the commit (``_changes``), and let this transaction read it."""
-        self._undo.append(("overlay", task_id, self._overlay.get(task_id, _ABSENT)))
+        """Keep a write for the commit (``_changes``), and let this transaction read it.
+        The record is written as JSON here, so that one that cannot be (a value JSON does
+        not have) is refused in its own block, not at the commit of the whole batch."""
+        text = None if task is None else json_codec.dumps(list(task))
+        self._undo.append(("overlay", task_id, (self._overlay.get(task_id, _ABSENT),
+                                                self._texts.get(task_id))))
         self._overlay[task_id] = task
+        self._texts[task_id] = text
         for status, change in moves:
             self._undo.append(("count", status, change))
             self._deltas[status] = self._deltas.get(status, 0) + change
@@ -399,10 +447,12 @@ class RedisStore(Store):
         while len(self._undo) > undo:
             kind, key, value = self._undo.pop()
             if kind == "overlay":
-                if value is _ABSENT:
+                task, text = value
+                if task is _ABSENT:
                     self._overlay.pop(key, None)
+                    self._texts.pop(key, None)
                 else:
-                    self._overlay[key] = value
+                    self._overlay[key], self._texts[key] = task, text
             elif kind == "key":
                 self._keys.pop(key, None)
             elif kind == "count":
@@ -458,8 +508,12 @@ class RedisStore(Store):
             return self._in_transaction(self.delete_finished, before, limit)
         ids = self._call("ZRANGEBYSCORE", f"{self.prefix}finished", "-inf", before,
                          "LIMIT", 0, limit)
+        ids += [task.id for task in self._overlay.values()  # finished within this batch
+                if task is not None and task.status in FINISHED and task.id not in ids]
         deleted = 0
         for task in self._get_many(ids):
+            if deleted == limit:
+                break
             if task is None or task.status not in FINISHED or task.finished_at > before:
                 continue  # changed by this very transaction
             self._write(task.id, None, [(task.status, -1)])
@@ -579,31 +633,44 @@ class RedisStore(Store):
     @engine_errors
     def list(self, status=None, type=None, limit=100, offset=0, after=None,
              newest_first=False) -> List[Task]:
-        p = self.prefix
-        key = f"{p}all" if status is None else f"{p}status:{status}"
-        low = "-inf" if after is None else f"({after}"
-        found: List[Task] = []
-        skipped, start = 0, 0
-        chunk = max(limit + offset, 100) if type is not None else limit + offset
-        while len(found) < limit:
+        key = f"{self.prefix}all" if status is None else f"{self.prefix}status:{status}"
+        floor = -1 if after is None else after  # only tasks whose seq is above it
+
+        def wanted(task: Optional[Task]) -> bool:
+            return task is not None and task.seq > floor \
+                and (status is None or task.status == status) \
+                and (type is None or task.type == type)
+        # Walk the index by seq from a cursor (not by offset: another server's commits
+        # between two steps would shift an offset), until enough tasks match.
+        want, chunk = offset + limit, min(max(offset + limit, 100), 1000)
+        found: Dict[str, Task] = {}
+        cursor, exhausted = None, False
+        while len(found) < want:
             if newest_first:
-                ids = self._call("ZREVRANGEBYSCORE", key, "+inf", low, "LIMIT", start, chunk)
+                high = "+inf" if cursor is None else f"({cursor}"
+                answer = self._call("ZREVRANGEBYSCORE", key, high, f"({floor}", "WITHSCORES",
+                                    "LIMIT", 0, chunk)
             else:
-                ids = self._call("ZRANGEBYSCORE", key, low, "+inf", "LIMIT", start, chunk)
-            for task in self._get_many(ids):
-                if task is None or (type is not None and task.type != type) \
-                        or (status is not None and task.status != status):
-                    continue
-                if skipped < offset:
-                    skipped += 1
-                    continue
-                found.append(task)
-                if len(found) == limit:
-                    break
+                low = f"({floor}" if cursor is None else f"({cursor}"
+                answer = self._call("ZRANGEBYSCORE", key, low, "+inf", "WITHSCORES",
+                                    "LIMIT", 0, chunk)
+            ids = answer[::2]
+            for task in self._get_many(ids):  # as this transaction sees them
+                if wanted(task):
+                    found[task.id] = task
             if len(ids) < chunk:
+                exhausted = True
                 break
-            start += chunk
-        return found
+            cursor = int(float(answer[-1]))
+        # Tasks this transaction wrote into the list (made, or moved into the status), up
+        # to where the walk stopped: beyond it, Redis may hold tasks that come before them.
+        for task in self._overlay.values():
+            if wanted(task) and task.id not in found and (
+                    exhausted or cursor is None
+                    or (task.seq > cursor if newest_first else task.seq < cursor)):
+                found[task.id] = task
+        ordered = sorted(found.values(), key=_seq, reverse=newest_first)
+        return ordered[offset:offset + limit]
 
     @engine_errors
     def count_by_status(self) -> Dict[str, int]:
@@ -641,13 +708,26 @@ class _Changes:
             return
         self._by.setdefault((command, key), []).extend(words)
 
+    # Lua's unpack takes about 8,000 values at most: a longer command is split in several.
+    # (Splitting never changes the outcome: each piece adds or removes its own members.)
+    CHUNK = {"ZADD": 1000, "HSET": 1000, "ZREM": 1000, "HDEL": 1000, "SADD": 1000}
+
     def words(self) -> list:
         out = []
         for command in self.ORDER:
             for by, words in self._by.items():
-                if by[0] == command and not (command == "HINCRBY" and words[1] == 0):
-                    out += [2 + len(words), command, by[1], *map(str, words)]
+                if by[0] != command or (command == "HINCRBY" and words[1] == 0):
+                    continue
+                words = [str(word) for word in words]
+                step = self.CHUNK.get(command, len(words)) or 1
+                for start in range(0, len(words), step):
+                    piece = words[start:start + step]
+                    out += [2 + len(piece), command, by[1], *piece]
         return out
+
+
+def _seq(task: Task) -> int:
+    return task.seq
 
 
 def _execute_at(task: Task) -> float:
@@ -672,11 +752,10 @@ class _Transaction:
         if store._depth == 0:
             try:
                 store._begin()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except BaseException as exc:
                 store._lock.release()
-                raise StoreUnavailable(f"Redis at {store.url}: {exc}") from exc
-            except BaseException:
-                store._lock.release()
+                if isinstance(exc, redis.RedisError) and unavailable(exc):
+                    raise StoreUnavailable(f"Redis at {store.url}: {exc}") from exc
                 raise
         self.mark = store._mark()
         store._depth += 1
@@ -692,9 +771,12 @@ class _Transaction:
                 return False
             try:
                 store._end(commit=kind is None)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                raise StoreUnavailable(f"Redis at {store.url}: {exc}; whether the last "
-                                       "commit was applied is unknown") from exc
+            except redis.RedisError as exc:
+                if not unavailable(exc):
+                    raise
+                raise StoreUnavailable(f"Redis at {store.url}: {exc} (if the connection broke "
+                                       "as the commit was sent, it may have been applied)"
+                                       ) from exc
         finally:
             store._lock.release()
         return False
