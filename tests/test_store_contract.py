@@ -580,3 +580,20 @@ def test_servers_whose_clocks_differ_a_little_refuse_no_claim(store, clock):
     assert behind.claim("w") == []  # not yet by ours: it waits, nothing is refused
     clock.advance(0.01)
     assert [t.id for t in behind.claim("w")] == [task.id]
+
+
+def test_an_offset_skips_that_many_of_the_tasks_listed(queue, store):
+    ids = [queue.submit("t" if n % 2 else "u", n)[0].id for n in range(12)]
+    queue.claim("w", limit=3)
+    everything = [task.id for task in store.list(limit=100)]
+    assert everything == ids
+    assert [t.id for t in store.list(limit=4, offset=5)] == ids[5:9]
+    pending = [t.id for t in store.list(status="pending", limit=100)]
+    assert [t.id for t in store.list(status="pending", limit=2, offset=3)] == pending[3:5]
+    of_type = [t.id for t in store.list(type="u", limit=100)]
+    assert [t.id for t in store.list(type="u", limit=2, offset=1)] == of_type[1:3]
+    assert [t.id for t in store.list(limit=3, offset=2, newest_first=True)] == \
+        ids[::-1][2:5]
+    with store.transaction():  # and as a transaction that wrote sees it
+        new, _ = queue.submit("t", "new")
+        assert [t.id for t in store.list(limit=3, offset=11)] == [ids[11], new.id]

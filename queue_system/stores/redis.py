@@ -641,7 +641,10 @@ class RedisStore(Store):
                 and (status is None or task.status == status) \
                 and (type is None or task.type == type)
         # Walk the index by seq from a cursor (not by offset: another server's commits
-        # between two steps would shift an offset), until enough tasks match.
+        # between two steps would shift an offset), until enough tasks match. An offset
+        # alone, with nothing else to filter and nothing written here, Redis skips itself.
+        skip = offset if type is None and not self._overlay else 0
+        offset -= skip
         want, chunk = offset + limit, min(max(offset + limit, 100), 1000)
         found: Dict[str, Task] = {}
         cursor, exhausted = None, False
@@ -649,11 +652,12 @@ class RedisStore(Store):
             if newest_first:
                 high = "+inf" if cursor is None else f"({cursor}"
                 answer = self._call("ZREVRANGEBYSCORE", key, high, f"({floor}", "WITHSCORES",
-                                    "LIMIT", 0, chunk)
+                                    "LIMIT", skip, chunk)
             else:
                 low = f"({floor}" if cursor is None else f"({cursor}"
                 answer = self._call("ZRANGEBYSCORE", key, low, "+inf", "WITHSCORES",
-                                    "LIMIT", 0, chunk)
+                                    "LIMIT", skip, chunk)
+            skip = 0
             ids = answer[::2]
             for task in self._get_many(ids):  # as this transaction sees them
                 if wanted(task):
