@@ -22,7 +22,7 @@ USER 10001
 
 ENV HOST=0.0.0.0 \
     PORT=3000 \
-    QUEUE_STORE=sqlite:////data/queue.db
+    QUEUE_DB=/data/queue.db
 EXPOSE 3000
 
 # Asks the API's /health on $PORT; a worker container overrides or ignores it.

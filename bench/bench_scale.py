@@ -89,7 +89,9 @@ def redis_server(folder: Path):
     process = subprocess.Popen(
         [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
          "--dir", str(folder), "--appendonly", "yes", "--appendfsync", "always",
-         "--save", "", "--loglevel", "warning"], stdout=subprocess.DEVNULL)
+         "--save", "", "--loglevel", "warning",
+         # no rewrite of the append-only file while the requests are timed
+         "--auto-aof-rewrite-percentage", "0"], stdout=subprocess.DEVNULL)
     import redis
     client = redis.Redis(port=port)
 

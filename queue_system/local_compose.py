@@ -10,8 +10,9 @@ command and environment, as a process on 127.0.0.1. Service names become
 ``http://127.0.0.1:PORT``), published or only reached by another service
 (``redis://redis:6379``); a named volume becomes a folder. A service with
 ``deploy.replicas`` of 2 or more runs as ``NAME-1``, ``NAME-2``..., each with
-its own port, and a service that names it reaches one of them in turn, as
-Docker's DNS spreads containers over replicas. The ``redis`` image's
+its own port and its name as ``WORKER_ID`` (as a container's host name names
+its worker in Docker), and a service that names it reaches one of them in
+turn, as Docker's DNS spreads containers over replicas. The ``redis`` image's
 ``redis-server`` and ``redis-cli`` are Debian's, on the local port. So the
 commands, variables and ports the compose file names are the ones that run.
 ``stop`` is ``docker compose stop``: the service's stop signal, then its
@@ -44,7 +45,8 @@ REDIS_PORT = 6379
 def _local_path(value: str, target: str, local: str) -> str:
     """``value`` with the container path ``target`` (a volume) made ``local``: the path
     itself, one under it, or the path of a ``sqlite:///`` URL."""
-    value = str(value)
+    if not isinstance(value, str):
+        return value  # a number, or None (a variable left unset stays unset)
     prefix = "sqlite:///" if value.startswith("sqlite:///") else ""
     path = value[len(prefix):]
     if path == target or path.startswith(target + "/"):
@@ -143,8 +145,8 @@ class LocalCompose(ProcessGroup):
         for service, replicas in self.replicas.items():  # one replica each, in turn
             turn = int(name.rsplit("-", 1)[1]) - 1 if name.rsplit("-", 1)[-1].isdigit() else 0
             chosen = replicas[turn % len(replicas)]
-            env = {key: re.sub(rf"//{re.escape(service)}:", f"//{chosen}:", str(value))
-                   for key, value in env.items()}
+            env = {key: re.sub(rf"//{re.escape(service)}:", f"//{chosen}:", value)
+                   if isinstance(value, str) else value for key, value in env.items()}
         for (service, target), local in self.ports.items():
             for key, value in env.items():  # http://producer:3000 -> http://127.0.0.1:PORT
                 env[key] = value.replace(f"//{service}:{target}", f"//127.0.0.1:{local}")
@@ -243,8 +245,19 @@ class LocalCompose(ProcessGroup):
         return process.wait()
 
     def close(self, grace: float = 0) -> None:
-        """Stop whatever still runs: the workers first, then the rest."""
-        producers = [p for name, p in self.processes.items() if "ports" in self.services[name]]
-        stop_all([p for p in self.processes.values() if p not in producers], grace)
-        stop_all(producers, grace)
+        """Stop whatever still runs, as ``docker compose down`` does: a service before those
+        it depends on (the workers, then the API servers, then Redis)."""
+        depth: Dict[str, int] = {}
+
+        def depth_of(name: str) -> int:  # how many services stand below this one
+            if name not in depth:
+                base = name.rsplit("-", 1)[0] if name not in self.services else name
+                below = self.services.get(base, {}).get("depends_on") or {}
+                depth[name] = 1 + max((depth_of(self.replicas.get(d, [d])[0]) for d in below
+                                       if d in self.services or d in self.replicas),
+                                      default=0)
+            return depth[name]
+        for level in sorted({depth_of(name) for name in self.processes}, reverse=True):
+            stop_all([p for name, p in self.processes.items() if depth_of(name) == level],
+                     grace)
         super().close()

@@ -203,15 +203,25 @@ class TaskQueue:
             if promoted or expired:
                 self._sweep(now, promoted, expired)
             claimed = []
-            for task in store.next_pending(types, limit):
-                if task.execute_at > now:
-                    # Ready by the clock of another server sharing the store, a moment ahead
-                    # of ours: it waits for ours (the rule: never before its execute_at).
-                    continue
+            for task in self._ready(types, limit, now):
                 task = lifecycle.claim(task, now, worker_id, self.make_lease_id(), lease)
                 store.update(task)
                 claimed.append(task)
         return claimed
+
+    def _ready(self, types, limit: int, now: float) -> List[Task]:
+        """The next ``limit`` pending tasks that are ready by this queue's clock.
+
+        On one clock every pending task is. A store shared by servers whose clocks differ
+        a little may hold a task made by one a moment ahead of ours: it waits for ours
+        (never before its execute_at), and the tasks after it are served meanwhile."""
+        ask = limit
+        while True:
+            found = self.store.next_pending(types, ask)
+            ready = [task for task in found if task.execute_at <= now]
+            if len(ready) >= limit or len(found) < ask:
+                return ready[:limit]
+            ask += len(found) - len(ready)
 
     def heartbeat(self, task_id: str, lease_id: Optional[str],
                   lease_seconds: Optional[float] = None) -> Task:

@@ -164,3 +164,37 @@ def test_the_password_never_shows():
     assert redact("redis://:s3cret@db.example:6380/2") == "redis://db.example:6380/2"
     assert redact("redis://user:s3cret@db.example/0") == "redis://db.example/0"
     assert redact("redis://db.example:6379/0") == "redis://db.example:6379/0"
+
+
+def test_lists_agree_with_the_memory_store_inside_and_outside_a_transaction(redis_store):
+    """Every way to list, on both stores built by the same steps, with tasks this very
+    transaction wrote (made, claimed, finished) among those Redis passes over."""
+    import random
+
+    from queue_system import Backoff, ManualClock, MemoryStore, sequential_ids
+    rng = random.Random(7)
+    stores = {"memory": MemoryStore(), "redis": redis_store}
+    queues = {name: TaskQueue(store, ManualClock(1000.0), backoff=Backoff("none"),
+                              make_id=sequential_ids(), make_lease_id=sequential_ids("l"))
+              for name, store in stores.items()}
+
+    def both(step):
+        return [step(queue) for queue in queues.values()]
+    for n in range(300):
+        both(lambda q: q.submit("t" if n % 3 else "u", n, priority=("high", "low")[n % 2]))
+    both(lambda q: [q.complete(t.id, t.lease_id) for t in q.claim("w", limit=120)[::2]])
+
+    def lists(inside):
+        for _ in range(60):
+            ask = dict(status=rng.choice([None, "pending", "processing", "completed"]),
+                       type=rng.choice([None, None, "u"]), limit=rng.choice([1, 7, 50]),
+                       offset=rng.choice([0, 3, 40, 150, 290]),
+                       after=rng.choice([None, None, 20, 200]),
+                       newest_first=rng.random() < 0.4)
+            memory, on_redis = ([t.id for t in store.list(**ask)] for store in stores.values())
+            assert memory == on_redis, (inside, ask)
+    lists(inside=False)
+    with stores["memory"].transaction(), stores["redis"].transaction():
+        both(lambda q: [q.submit("t", f"new {n}") for n in range(5)])
+        both(lambda q: [q.complete(t.id, t.lease_id) for t in q.claim("w", limit=8)[::3]])
+        lists(inside=True)

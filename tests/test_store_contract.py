@@ -576,8 +576,10 @@ def test_servers_whose_clocks_differ_a_little_refuse_no_claim(store, clock):
     from queue_system import ManualClock
     ahead = TaskQueue(store, ManualClock(clock() + 0.01))
     behind = TaskQueue(store, clock)
-    task, _ = ahead.submit("t", 1)  # ready at the clock of the server that stored it
+    task, _ = ahead.submit("t", 1, priority="high")  # ready by the clock that stored it
     assert behind.claim("w") == []  # not yet by ours: it waits, nothing is refused
+    mine, _ = behind.submit("t", 2)
+    assert [t.id for t in behind.claim("w")] == [mine.id]  # the tasks after it are served
     clock.advance(0.01)
     assert [t.id for t in behind.claim("w")] == [task.id]
 

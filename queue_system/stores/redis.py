@@ -11,7 +11,7 @@ SQLite store's indexes do:
 ``{p}scheduled``, ``{p}leases``     by ``execute_at``, by ``lease_expires_at``
 ``{p}status:{status}``, ``{p}all``  by ``seq``: lists paged by a cursor
 ``{p}finished``                     by ``finished_at``: what a purge deletes
-``{p}idem:{key}``                   an idempotency key -> its task's id
+``{p}idem``                         idempotency key -> the id of its task
 ``{p}counts``, ``{p}seq``           counts per status, the last place in line
 ==================================  =========================================
 
@@ -97,7 +97,10 @@ free()
 return 'ok'
 """
 
+# Give the lock back when a transaction wrote nothing: not logged, so a read costs no
+# write to the append-only file (a lock copied by a rewrite expires by itself, 30 s on).
 RELEASE_LOCK = """
+redis.set_repl(redis.REPL_NONE)
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 'ok'
 """
@@ -220,6 +223,7 @@ class RedisStore(Store):
         self._read: dict = {}
         self._heads = None  # the first scheduled task and lease in Redis, read once
         self._last_seq: Optional[int] = None
+        self._broken = False  # the connection broke inside the open transaction
         self.durability = self._durability()
 
     # -- talking to Redis ---------------------------------------------------------------
@@ -230,8 +234,8 @@ class RedisStore(Store):
         try:
             conn.send_command(*args)
             return conn.read_response()
-        except redis.ResponseError:
-            raise  # an error answer: the connection is still in step
+        except (redis.ResponseError, redis.DataError):
+            raise  # an error answer, or a command refused before it was sent: still in step
         except BaseException:
             self._lost()
             raise
@@ -255,11 +259,12 @@ class RedisStore(Store):
         return answers
 
     def _lost(self) -> None:
-        """The connection broke (or may be out of step): drop it, and give up the open
-        transaction, whose lock may be gone (the next command connects again)."""
+        """The connection broke (or may be out of step): drop it (the next command connects
+        again), and give up the open transaction: what it read may be stale, its lock may
+        be gone. Its token is kept, to give the lock back if it is still ours."""
         self._conn.disconnect()
         if self._depth:
-            self._token = ""  # transaction_alive() is now False
+            self._broken = True  # transaction_alive() is now False
 
     def _script(self, name: str, keys: list, args: list):
         """Run one of the store's Lua scripts (loaded into Redis the first time)."""
@@ -385,25 +390,37 @@ class RedisStore(Store):
         token = secrets.token_hex(8)
         deadline = time.monotonic() + self.busy_seconds
         pause = 0.0005
-        while not self._script("take_lock", [f"{self.prefix}lock"],
-                               [token, int(self.lock_seconds * 1000)]):
-            if time.monotonic() > deadline:
-                raise StoreUnavailable(f"Redis at {self.url}: the queue stayed locked by "
-                                       f"another server for {self.busy_seconds:g} s")
-            time.sleep(pause)
-            pause = min(pause * 2, 0.01)
-        self._token = token
+        try:
+            while not self._script("take_lock", [f"{self.prefix}lock"],
+                                   [token, int(self.lock_seconds * 1000)]):
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(f"Redis at {self.url}: the queue stayed locked by "
+                                           f"another server for {self.busy_seconds:g} s")
+                time.sleep(pause)
+                pause = min(pause * 2, 0.01)
+        except redis.RedisError:
+            self._give_back(token)  # the answer was lost: the lock may be ours all the same
+            raise
+        self._token, self._broken = token, False
         self._last_seq = None
+
+    def _give_back(self, token: str) -> None:
+        """Free the lock if ``token`` still holds it, at once rather than in 30 s; if Redis
+        cannot be reached, it expires by itself."""
+        try:
+            self._script("release", [f"{self.prefix}lock"], [token])
+        except redis.RedisError:
+            self._conn.disconnect()
 
     def _end(self, commit: bool) -> None:
         token = self._token
         try:
-            if not token:  # the connection broke inside the transaction: its lock is lost
+            if self._broken:  # the connection broke inside the transaction
                 if commit:
                     raise StoreUnavailable(f"Redis at {self.url}: the connection was lost "
                                            "during the transaction; nothing was saved")
-                return
-            if commit and self._overlay:
+                answer = "ok"
+            elif commit and self._overlay:
                 checks, words = self._changes()
                 answer = self._script("commit", [f"{self.prefix}lock"],
                                       [token, len(checks) // 3, *checks, *words])
@@ -411,14 +428,11 @@ class RedisStore(Store):
             else:
                 answer = "ok"  # nothing written (or undone): only the lock to give back
         finally:
-            self._token = ""
+            self._token, self._broken = "", False
             self._overlay, self._texts, self._keys, self._deltas, self._undo = {}, {}, {}, {}, []
             self._read, self._heads = {}, None
-            if token:
-                try:  # a failed commit, or none: give the lock back at once, not in 30 s
-                    self._script("release", [f"{self.prefix}lock"], [token])
-                except redis.RedisError:
-                    self._lost()  # it expires by itself
+            if token:  # a failed commit, or none: give the lock back at once, not in 30 s
+                self._give_back(token)
         if answer == "lock lost":
             raise StoreUnavailable(f"Redis at {self.url}: this server held the lock longer "
                                    f"than {self.lock_seconds:g} s; nothing was saved")
@@ -640,24 +654,33 @@ class RedisStore(Store):
             return task is not None and task.seq > floor \
                 and (status is None or task.status == status) \
                 and (type is None or task.type == type)
-        # Walk the index by seq from a cursor (not by offset: another server's commits
-        # between two steps would shift an offset), until enough tasks match. An offset
-        # alone, with nothing else to filter and nothing written here, Redis skips itself.
-        skip = offset if type is None and not self._overlay else 0
-        offset -= skip
-        want, chunk = offset + limit, min(max(offset + limit, 100), 1000)
+        def before(seq: int) -> bool:  # at or before the cursor, in the order listed
+            return seq >= cursor if newest_first else seq <= cursor
         found: Dict[str, Task] = {}
-        cursor, exhausted = None, False
+        cursor, exhausted, passed_over = None, False, None
+        # An offset with no type to filter: Redis passes over the tasks itself, reading no
+        # record, as far as it can be sure. Each task this transaction wrote moves the
+        # places after it by one at most (taken out of the list, or put in).
+        skip = max(0, offset - len(self._overlay)) if type is None else 0
+        if skip:
+            answer = self._call(*self._range(key, newest_first, floor, None, skip - 1, 1))
+            if not answer:
+                return []  # fewer tasks than the offset, whatever this transaction wrote
+            cursor = int(float(answer[1]))  # the last task passed over
+            touched = list(self._overlay)
+            scores = self._call("ZMSCORE", key, *touched) if touched else []
+            taken_out = sum(1 for score in scores
+                            if score is not None and int(float(score)) > floor
+                            and before(int(float(score))))
+            put_in = sum(1 for task in self._overlay.values() if wanted(task)
+                         and before(task.seq))
+            passed_over = cursor
+            offset -= skip - taken_out + put_in  # the places of the list passed over
+        # Walk the index by seq from a cursor (not by offset: another server's commits
+        # between two steps would shift an offset), until enough tasks match.
+        want, chunk = offset + limit, min(max(offset + limit, 100), 1000)
         while len(found) < want:
-            if newest_first:
-                high = "+inf" if cursor is None else f"({cursor}"
-                answer = self._call("ZREVRANGEBYSCORE", key, high, f"({floor}", "WITHSCORES",
-                                    "LIMIT", skip, chunk)
-            else:
-                low = f"({floor}" if cursor is None else f"({cursor}"
-                answer = self._call("ZRANGEBYSCORE", key, low, "+inf", "WITHSCORES",
-                                    "LIMIT", skip, chunk)
-            skip = 0
+            answer = self._call(*self._range(key, newest_first, floor, cursor, 0, chunk))
             ids = answer[::2]
             for task in self._get_many(ids):  # as this transaction sees them
                 if wanted(task):
@@ -668,13 +691,28 @@ class RedisStore(Store):
             cursor = int(float(answer[-1]))
         # Tasks this transaction wrote into the list (made, or moved into the status), up
         # to where the walk stopped: beyond it, Redis may hold tasks that come before them.
+        # (And after the stretch Redis passed over, counted above.)
         for task in self._overlay.values():
             if wanted(task) and task.id not in found and (
                     exhausted or cursor is None
-                    or (task.seq > cursor if newest_first else task.seq < cursor)):
+                    or (task.seq > cursor if newest_first else task.seq < cursor)) and (
+                    passed_over is None or (task.seq < passed_over if newest_first
+                                            else task.seq > passed_over)):
                 found[task.id] = task
         ordered = sorted(found.values(), key=_seq, reverse=newest_first)
         return ordered[offset:offset + limit]
+
+    @staticmethod
+    def _range(key: str, newest_first: bool, floor: int, cursor: Optional[int], start: int,
+               count: int) -> tuple:
+        """The command for ``count`` members of ``key`` after ``cursor`` (a seq, excluded;
+        None: from the first) and above ``floor``, skipping ``start``, with their seqs."""
+        if newest_first:
+            high = "+inf" if cursor is None else f"({cursor}"
+            return ("ZREVRANGEBYSCORE", key, high, f"({floor}", "WITHSCORES",
+                    "LIMIT", start, count)
+        low = f"({floor}" if cursor is None else f"({cursor}"
+        return ("ZRANGEBYSCORE", key, low, "+inf", "WITHSCORES", "LIMIT", start, count)
 
     @engine_errors
     def count_by_status(self) -> Dict[str, int]:
@@ -684,7 +722,7 @@ class RedisStore(Store):
                 for status in STATUSES}
 
     def transaction_alive(self) -> bool:
-        return self._depth == 0 or bool(self._token)
+        return self._depth == 0 or not self._broken
 
     def close(self) -> None:
         self._conn.disconnect()
