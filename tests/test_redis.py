@@ -198,3 +198,26 @@ def test_lists_agree_with_the_memory_store_inside_and_outside_a_transaction(redi
         both(lambda q: [q.submit("t", f"new {n}") for n in range(5)])
         both(lambda q: [q.complete(t.id, t.lease_id) for t in q.claim("w", limit=8)[::3]])
         lists(inside=True)
+
+
+def test_a_connection_broken_inside_a_transaction_gives_the_lock_back(redis_store,
+                                                                       redis_server):
+    queue = TaskQueue(redis_store)
+    queue.submit("t", 1)
+    with pytest.raises(StoreUnavailable, match="connection was lost"):
+        with redis_store.transaction():
+            queue.claim("w")
+            with redis.Redis.from_url(redis_server.url) as raw:  # as a network blip
+                raw.client_kill_filter(skipme=True)
+            with pytest.raises(StoreUnavailable):
+                queue.claim("w")
+            # The group commit asks, and gives the batch up: what it read may be stale.
+            assert not redis_store.transaction_alive()
+    # The lock was given back at once: another server is not kept out for 30 s (it would
+    # give up after 2 s), and the claim was not kept.
+    other = RedisStore(redis_server.url, busy_seconds=2)
+    try:
+        with other.transaction():
+            assert TaskQueue(other).stats()["pending"] == 1
+    finally:
+        other.close()
