@@ -26,8 +26,9 @@ No-op tasks per second, 2 worker processes each, rounds interleaved
 Every process logs warnings only. Each system is warmed up before it is
 timed (each worker has run a task). Ours is timed until ``/stats`` counts
 the tasks completed; RQ until its jobs have run (each appends its byte
-before RQ records it finished), which if anything favours RQ. Goals, on the medians: ours on Redis at
-least as fast as ours on SQLite (same settings), and at least 10x RQ.
+before RQ records it finished), which if anything favours RQ. Goals, on the
+medians: ours on Redis at least as fast as ours on SQLite (same settings),
+and at least 10x RQ.
 """
 
 from __future__ import annotations
@@ -36,13 +37,12 @@ import argparse
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import PYTHON, Processes, free_port, summary, wait_for
+from common import PYTHON, DurableRedis, Processes, summary, wait_for
 from bench_end_to_end import run_ours
 
 import redis
@@ -59,37 +59,6 @@ def noop():
     with open(os.environ["RQ_BENCH_COUNTER"], "ab") as counter:
         counter.write(b".")
 '''
-
-
-class Redis:
-    """A durable redis-server on a free port, stopped at the end."""
-
-    def __init__(self, folder: Path):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--loglevel", "warning", "--auto-aof-rewrite-percentage", "0"],
-            stdout=subprocess.DEVNULL)
-        self.client = redis.Redis(port=self.port)
-        wait_for(lambda: self._ping(), 20, "redis-server")
-        config = self.client.config_get("append*")
-        self.settings = f"appendonly {config['appendonly']}, appendfsync {config['appendfsync']}"
-
-    def _ping(self):
-        try:
-            return self.client.ping()
-        except redis.ConnectionError:
-            return False
-
-    def flush(self):
-        self.client.flushall()
-
-    def close(self):
-        self.client.close()
-        self.process.terminate()
-        self.process.wait(10)
 
 
 def run_rq(tasks: int, redis_url: str, batch: int = 1000) -> dict:
@@ -145,7 +114,7 @@ def main(argv=None) -> int:
         return 2
     tuned = (["--concurrency", "2", "--prefetch", "500"], ("--max-claim", "500"))
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
-        server = Redis(Path(folder))
+        server = DurableRedis(Path(folder))
         try:
             configs = [
                 ("ours on Redis", "defaults", lambda: run_ours(

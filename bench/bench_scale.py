@@ -31,19 +31,17 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OurServer, Processes  # noqa: E402
+from common import DurableRedis, OurServer, Processes  # noqa: E402
 
 import httpx  # noqa: E402
 
 from queue_system import lifecycle  # noqa: E402
-from queue_system.localhost import free_port, wait_for  # noqa: E402
 from queue_system.stores import SQLiteStore, open_store  # noqa: E402
 
 STEP = 50_000  # tasks per transaction while filling
@@ -83,41 +81,15 @@ def timed(call, requests: int):
     return statistics.median(times), times[int(len(times) * 0.9)]
 
 
-def redis_server(folder: Path):
-    """A durable redis-server on a free port: (its URL, its process)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-         "--dir", str(folder), "--appendonly", "yes", "--appendfsync", "always",
-         "--save", "", "--loglevel", "warning",
-         # no rewrite of the append-only file while the requests are timed
-         "--auto-aof-rewrite-percentage", "0"], stdout=subprocess.DEVNULL)
-    import redis
-    client = redis.Redis(port=port)
-
-    def up():
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-    wait_for(up, 20, "redis-server")
-    client.close()
-    return f"redis://127.0.0.1:{port}/0", process
-
-
 def measure(store: str, size: int, requests: int, folder: Path) -> dict:
-    redis_process = None
-    if store == "redis":
-        (folder / f"redis{size}").mkdir()
-        where, redis_process = redis_server(folder / f"redis{size}")
-    else:
-        where = str(folder / f"q{size}.db")
+    if store != "redis":
+        return measure_on(str(folder / f"q{size}.db"), size, requests, folder)
+    (folder / f"redis{size}").mkdir()
+    server = DurableRedis(folder / f"redis{size}")
     try:
-        return measure_on(where, size, requests, folder)
+        return measure_on(server.url, size, requests, folder)
     finally:
-        if redis_process is not None:
-            redis_process.terminate()
-            redis_process.wait(30)
+        server.close()
 
 
 def measure_on(where: str, size: int, requests: int, folder: Path) -> dict:

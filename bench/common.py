@@ -7,6 +7,7 @@ the ``Processes`` context ends, whatever happened in between.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -89,6 +90,41 @@ class OurServer:
         return self.procs.start(worker_id, [PYTHON, "-m", "queue_system", "worker",
                                             "--url", self.url, "--id", worker_id,
                                             "--log-level", "warning", *extra], cwd=cwd, env=env)
+
+
+class DurableRedis:
+    """Debian's redis-server on a free loopback port, in ``folder``, with durable settings
+    (its append-only file synced before every answer), and no rewrite of that file while
+    a benchmark times it. ``close()`` stops it."""
+
+    def __init__(self, folder: Path):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(folder), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             "--loglevel", "warning", "--auto-aof-rewrite-percentage", "0"],
+            stdout=subprocess.DEVNULL)
+        import redis  # only the benchmarks that use Redis need it
+        self._errors = redis.ConnectionError
+        self.client = redis.Redis(port=self.port)
+        wait_for(self._ping, 20, "redis-server")
+        config = self.client.config_get("append*")
+        self.settings = f"appendonly {config['appendonly']}, appendfsync {config['appendfsync']}"
+
+    def _ping(self):
+        try:
+            return self.client.ping()
+        except self._errors:
+            return False
+
+    def flush(self):
+        self.client.flushall()
+
+    def close(self):
+        self.client.close()
+        self.process.terminate()
+        self.process.wait(30)
 
 
 def summary(values):

@@ -557,14 +557,7 @@ class RedisStore(Store):
 
     @engine_errors
     def get(self, task_id: str) -> Optional[Task]:
-        if task_id in self._overlay:
-            return self._overlay[task_id]
-        if task_id in self._read:
-            return self._read[task_id]
-        task = self._task(self._call("HGET", f"{self.prefix}tasks", task_id))
-        if self._depth:
-            self._read[task_id] = task
-        return task
+        return self._get_many([task_id])[0]
 
     @engine_errors
     def get_by_idempotency_key(self, key: str) -> Optional[Task]:
@@ -735,36 +728,36 @@ _ABSENT = object()
 class _Changes:
     """A commit's writes, gathered by command and key: one ZADD per sorted set with all
     its members, one HSET per hash... so the script makes few calls, whatever the batch.
-    Removals are written before additions (a task leaving a set and coming back)."""
+    Removals are written before additions (a task leaving a set and coming back), and the
+    changes to one count are summed into one HINCRBY."""
 
-    ORDER = ("ZREM", "HDEL", "ZADD", "HSET", "SADD", "HINCRBY", "SET")
-
-    def __init__(self):
-        self._by = {}  # (command, key) -> its words after the key
-
-    def add(self, command: str, key: str, *words) -> None:
-        if command == "HINCRBY":  # one per field, the changes summed
-            words = (words[0], int(self._by.pop((command, key, words[0]), [0, 0])[1])
-                     + int(words[1]))
-            self._by[(command, key, words[0])] = list(words)
-            return
-        self._by.setdefault((command, key), []).extend(words)
-
+    ORDER = ("ZREM", "HDEL", "ZADD", "HSET", "SADD", "SET")
     # Lua's unpack takes about 8,000 values at most: a longer command is split in several.
     # (Splitting never changes the outcome: each piece adds or removes its own members.)
-    CHUNK = {"ZADD": 1000, "HSET": 1000, "ZREM": 1000, "HDEL": 1000, "SADD": 1000}
+    CHUNK = 1000
+
+    def __init__(self):
+        self._by: Dict[Tuple[str, str], list] = {}  # (command, key) -> its words after the key
+        self._sums: Dict[Tuple[str, str], int] = {}  # (hash, field) -> the change to its count
+
+    def add(self, command: str, key: str, *words) -> None:
+        if command == "HINCRBY":
+            field, change = words
+            self._sums[key, field] = self._sums.get((key, field), 0) + int(change)
+        else:
+            self._by.setdefault((command, key), []).extend(words)
 
     def words(self) -> list:
         out = []
-        for command in self.ORDER:
-            for by, words in self._by.items():
-                if by[0] != command or (command == "HINCRBY" and words[1] == 0):
-                    continue
-                words = [str(word) for word in words]
-                step = self.CHUNK.get(command, len(words)) or 1
-                for start in range(0, len(words), step):
-                    piece = words[start:start + step]
-                    out += [2 + len(piece), command, by[1], *piece]
+        for (command, key), words in sorted(self._by.items(),
+                                            key=lambda item: self.ORDER.index(item[0][0])):
+            words = [str(word) for word in words]
+            for start in range(0, len(words), self.CHUNK):
+                piece = words[start:start + self.CHUNK]
+                out += [2 + len(piece), command, key, *piece]
+        for (key, field), change in self._sums.items():
+            if change:
+                out += [4, "HINCRBY", key, field, str(change)]
         return out
 
 
