@@ -154,7 +154,7 @@ def _pending_of_types(count: int) -> str:
     return f"SELECT {COLUMNS} FROM ({arms}) ORDER BY rank, execute_at, seq LIMIT ?"
 
 
-def engine_failed(exc: sqlite3.Error) -> bool:
+def engine_failed(exc: BaseException) -> bool:
     """An error of the engine (a locked, broken or full file), not of our use of it:
     a ProgrammingError or an IntegrityError is a bug here, and stays what it is."""
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
@@ -404,7 +404,7 @@ class _Transaction:
                 self.finish, self.undo = (f"RELEASE {name}",), (f"ROLLBACK TO {name}", f"RELEASE {name}")
         except BaseException as exc:
             store._lock.release()
-            if isinstance(exc, sqlite3.Error) and engine_failed(exc):  # a file held locked...
+            if engine_failed(exc):  # such as a file another process holds locked
                 raise unavailable(exc) from exc
             raise
         store._depth += 1
@@ -422,7 +422,7 @@ class _Transaction:
                     # The commit failed (disk full...): leave no transaction half open.
                     if store._depth == 0 and store._db.in_transaction:
                         store._db.execute("ROLLBACK")
-                    if isinstance(exc, sqlite3.Error) and engine_failed(exc):
+                    if engine_failed(exc):
                         raise unavailable(exc) from exc
                     raise
             elif store._db.in_transaction:  # else SQLite already undid everything
