@@ -8,9 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first: this layer is rebuilt only when requirements.txt changes.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# Dependencies first: this layer is rebuilt only when the requirements change. Only
+# what the server and the workers need, with the Redis store (the compose file's redis
+# profile runs this image on redis://); not the simulation's libraries (sim/ is not copied).
+COPY requirements.txt requirements-redis.txt ./
+RUN pip install --no-cache-dir -r requirements.txt -r requirements-redis.txt
 
 COPY queue_system ./queue_system
 

@@ -12,12 +12,13 @@ LAB_ARGS ?=
 
 .PHONY: demo test lab serve worker bench notebook clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-redis.txt requirements-sim.txt \
+		requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-$(LAB_VENV)/.installed: requirements.txt requirements-lab.txt
+$(LAB_VENV)/.installed: requirements.txt requirements-sim.txt requirements-lab.txt
 	$(PYTHON) -m venv $(LAB_VENV)
 	$(LAB_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-lab.txt
 	touch $@
@@ -41,7 +42,7 @@ worker: $(VENV)/.installed  ## one worker against http://127.0.0.1:3000
 bench: $(VENV)/.installed  ## the benchmarks against the peers (slow; not part of the tests)
 	$(PY) bench/run_all.py
 
-notebook: $(VENV)/.installed  ## rerun the labs, save them with their outputs, rewrite the exercises' copy
+notebook: $(VENV)/.installed  ## rerun the labs, save them with outputs, rewrite the exercises' copy
 	$(PY) notebooks/execute.py $(filter-out notebooks/04-exercises.ipynb,$(wildcard notebooks/*.ipynb))
 	$(PY) notebooks/make_exercises.py
 

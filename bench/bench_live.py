@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sim.calibration import calibrated, costs_of_run, predict  # noqa: E402
 from sim.live import LiveRun  # noqa: E402
 from sim.replications import replicate  # noqa: E402
-from sim.scenario import preset  # noqa: E402
+from sim.presets import preset  # noqa: E402
 from sim.verify import CLOSE, INSIDE, compare  # noqa: E402
 
 PRESETS = ("steady", "spike", "worker-crash", "priorities")

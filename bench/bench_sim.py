@@ -3,7 +3,7 @@
 The system is M/M/3 at utilisation 0.8 (arrivals 2.4/s, service 1/s per
 worker), 200,000 tasks, the same for the three contenders:
 
-* ``sim``: our full model (producers, TaskQueue over MemoryStore on SimPy's
+* ``sim``: our full model (producers, TaskQueue over the simulation store on SimPy's
   clock, workers, per-task records and the DataFrames at the end);
 * ``simpy-minimal``: the idiomatic SimPy M/M/c (a process per customer,
   one ``Resource`` with 3 slots, exponential times, waits in a list);
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -47,12 +48,14 @@ LAM, MU, C = 2.4, 1.0, 3
 def run_sim(n: int, seed: int, queue=None) -> dict:
     """Our full model; with ``queue``, the model around that in place of TaskQueue (for
     the diagnostics). Timed from building the model to its DataFrames."""
-    from sim import mmc
+    from sim import mmc_scenario
     from sim.model import Model
 
     start = time.perf_counter()
-    model = Model(mmc(LAM, MU, C, duration=None, max_tasks=n, sample_every=60.0, seed=seed))
+    model = Model(mmc_scenario(LAM, MU, C, duration=None, max_tasks=n, sample_every=60.0,
+                               seed=seed))
     if queue is not None:
+        queue.now = lambda: model.env.now  # the stubs keep no clock of their own
         model.queue = queue
     result = model.run()
     elapsed = time.perf_counter() - start
@@ -70,10 +73,14 @@ class FifoStub:
 
     def submit(self, type_, payload, **options):
         self.fifo.append(payload)
-        return None, True
+        now = self.now()
+        return self.task(id="stub", type=type_, payload=payload, execute_at=now), True
 
-    def claim(self, worker_id):
-        return [self.task(id="stub", type="task", payload=self.fifo.popleft())] if self.fifo else []
+    def claim(self, worker_id, types=None, lease_seconds=None, limit=1):
+        # A lease that never ends: no heartbeats (the model renews a lease that would end
+        # before the task could).
+        return [self.task(id="stub", type="task", payload=self.fifo.popleft(),
+                          lease_expires_at=math.inf)] if self.fifo else []
 
     def complete(self, *args):
         return None
@@ -82,6 +89,9 @@ class FifoStub:
 
     def next_wakeup(self):
         return None
+
+    def stats(self):  # the model's sampler, once a simulated minute: not worth keeping counts
+        return dict.fromkeys(("pending", "scheduled", "processing", "failed"), 0)
 
 
 class BareQueue(FifoStub):
@@ -100,28 +110,28 @@ class BareQueue(FifoStub):
         self.tasks, self.ready, self.push, self.pop = {}, [], heapq.heappush, heapq.heappop
         self.ids = itertools.count()
 
-    def submit(self, type_, payload, priority="normal", max_retries=3):
-        task_id = next(self.ids)
+    def submit(self, type_, payload, priority="normal", max_retries=3, delay=None):
+        task_id, now = next(self.ids), self.now()
         if self.rules:
-            task = self.lifecycle.new_task(task_id, type_, payload, 0.0, priority, max_retries)
-        else:  # the fields in Task's order, as the lifecycle builds its records
-            task = self.record(self.task, (task_id, type_, payload, "pending", priority, 0.0, 0.0,
+            task = self.lifecycle.new_task(task_id, type_, payload, now, priority, max_retries)
+        else:  # all the fields, in Task's order: the least it costs to make a record
+            task = self.record(self.task, (task_id, type_, payload, "pending", priority, now, now,
                                            0, max_retries, 0, None, None, None, None, None,
-                                           None, None, 0.0, None, 0, task_id))
+                                           None, None, now, None, 0, task_id))
         self.tasks[task_id] = task
         self.push(self.ready, (1, task_id, task))
         return task, True
 
-    def claim(self, worker_id):
+    def claim(self, worker_id, types=None, lease_seconds=None, limit=1):
         if not self.ready:
             return []
         task = self.pop(self.ready)[-1]
         if self.rules:
-            task = self.lifecycle.claim(task, 0.0, worker_id, "lease", 15.0)
+            task = self.lifecycle.claim(task, self.now(), worker_id, "lease", math.inf)
         else:
             t = task
             task = self.record(self.task, (t[0], t[1], t[2], "processing", t[4], t[5], t[6], t[7],
-                                           t[8], t[9] + 1, None, None, worker_id, "lease", 15.0,
+                                           t[8], t[9] + 1, None, None, worker_id, "lease", math.inf,
                                            0.0, None, 0.0, t[18], t[19] + 1, t[20]))
         self.tasks[task.id] = task
         return [task]
@@ -129,7 +139,7 @@ class BareQueue(FifoStub):
     def complete(self, task_id, lease_id):
         task = self.tasks.pop(task_id)
         if self.rules:
-            return self.lifecycle.complete(task, 0.0, lease_id, None)
+            return self.lifecycle.complete(task, self.now(), lease_id, None)
         t = task
         return self.record(self.task, (t[0], t[1], t[2], "completed", t[4], t[5], t[6], t[7], t[8],
                                        t[9], None, None, t[12], None, None, t[15], 0.0, 0.0,
@@ -156,10 +166,10 @@ def run_queue_ops(n: int, seed: int) -> dict:
     import gc
     import random
     from queue_system.queue import TaskQueue, sequential_ids
-    from queue_system.stores.memory import MemoryStore
+    from sim.store import SimulationStore
 
     clock = [0.0]
-    queue = TaskQueue(MemoryStore(threadsafe=False, keep_completed=False), lambda: clock[0],
+    queue = TaskQueue(SimulationStore(), lambda: clock[0],
                       rng=random.Random(seed),
                       make_id=sequential_ids(), make_lease_id=sequential_ids("lease-"))
     tick = time.perf_counter_ns
@@ -308,6 +318,9 @@ def main(argv=None) -> None:
              ("sim-bare-index", "a bare index (records in a dict, a heap)"),
              ("sim-bare-rules", "that index with the lifecycle's transitions"),
              ("sim", "TaskQueue, the real thing")]
+    for name, _ in steps:  # a diagnostic that failed says why, rather than vanish
+        if "error" in best.get(name, {}):
+            print(f"  diagnostic {name} failed: {best[name]['error']}")
     if all(name in us for name, _ in steps):
         print("  diagnostic: our model, us per task, around " + "; ".join(
             f"{label} {us[name]:.1f}" for name, label in steps))

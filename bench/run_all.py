@@ -30,7 +30,8 @@ BENCHMARKS = {
 }
 
 
-REQUIREMENTS = (HERE / "requirements-bench.txt", ROOT / "requirements.txt")
+REQUIREMENTS = (HERE / "requirements-bench.txt", ROOT / "requirements.txt",
+                ROOT / "requirements-redis.txt", ROOT / "requirements-sim.txt")
 
 
 def needs_install(marker: Path, requirements=REQUIREMENTS) -> bool:

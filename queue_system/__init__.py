@@ -11,8 +11,8 @@ from .clock import ManualClock, system_clock
 from .errors import InvalidTask, QueueError, TaskConflict, TaskNotFound
 from .queue import TaskQueue, sequential_ids
 from .stores import MemoryStore, SQLiteStore, open_store
-from .task import Priority, Status, Task
+from .task import PRIORITIES, STATUSES, Task
 
 __all__ = ["Backoff", "ManualClock", "system_clock", "InvalidTask", "QueueError",
            "TaskConflict", "TaskNotFound", "TaskQueue", "sequential_ids", "MemoryStore",
-           "SQLiteStore", "open_store", "Priority", "Status", "Task"]
+           "SQLiteStore", "open_store", "PRIORITIES", "STATUSES", "Task"]

@@ -34,6 +34,7 @@ from .client import ApiError, QueueClient, ServerUnreachable, worker_token
 from .errors import QueueError
 from .limits import Limits
 from .queue import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
+from .task import PRIORITIES, STATUSES
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 
@@ -171,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("type", help="task type: email, image, report...")
     submit.add_argument("payload", nargs="?", type=json_value, default={},
                         help="JSON payload (default {})")
-    submit.add_argument("--priority", choices=["high", "normal", "low"], default="normal")
+    submit.add_argument("--priority", choices=PRIORITIES, default="normal")
     submit.add_argument("--max-retries", type=int, default=3,
                         help="failures before the dead letter (default 3: at most 3 attempts)")
     submit.add_argument("--delay", type=within(float, 0, 10 ** 9),
@@ -193,16 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = commands.add_parser("tasks", help="list tasks, or show one")
     add_url(tasks)
     tasks.add_argument("id", nargs="?", help="show this task in full")
-    tasks.add_argument("--status", choices=["scheduled", "pending", "processing", "completed",
-                                            "failed"])
+    tasks.add_argument("--status", choices=STATUSES)
     tasks.add_argument("--limit", type=positive(int), default=20)
 
     dead = commands.add_parser("dead-letter", help="list the dead letter, or send a task back",
                                description="List tasks that used up their retries; "
-                                           "--retry ID sends one back to the queue.")
+                                           "--replay ID sends one back to the queue.")
     add_url(dead)
-    dead.add_argument("--retry", metavar="ID", help="send this task back, retries reset")
-    dead.add_argument("--retry-all", action="store_true", help="send every dead task back")
+    dead.add_argument("--replay", metavar="ID", help="send this task back, retries reset")
+    dead.add_argument("--replay-all", action="store_true", help="send every dead task back")
 
     purge = commands.add_parser("purge", help="delete old completed and dead-lettered tasks",
                                 description="Delete the tasks that finished (completed or "
@@ -364,13 +364,13 @@ def run_tasks(args) -> int:
 
 def run_dead_letter(args) -> int:
     with QueueClient(args.url) as client:
-        if args.retry:
-            task = client.retry_dead(args.retry)
+        if args.replay:
+            task = client.replay(args.replay)
             print(f"{task.id} sent back: {task.status}")
-        elif args.retry_all:
+        elif args.replay_all:
             dead = client.all_tasks(status="failed")
             for task in dead:
-                client.retry_dead(task.id)
+                client.replay(task.id)
             print(f"{len(dead)} task(s) sent back")
         else:
             print_tasks(client.all_tasks(status="failed"))

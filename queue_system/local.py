@@ -45,6 +45,8 @@ _running: set = set()
 
 def _find_prctl():
     """Linux's prctl, looked up once here: after fork() the child must not load libraries."""
+    if not sys.platform.startswith("linux"):
+        return None  # not Linux (on Windows CDLL(None) fails): atexit and close() still stop
     try:
         return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
@@ -198,9 +200,15 @@ class LocalSystem(ProcessGroup):
             process.send_signal(sig)
         return process.wait(timeout=timeout)
 
-    def kill(self, process: subprocess.Popen, sig: int = signal.SIGKILL,
+    def kill(self, process: subprocess.Popen, sig: Optional[int] = None,
              timeout: float = 30) -> int:
-        """Stop a process without warning (SIGKILL: as a crash or a power cut would)."""
+        """Stop a process without warning (SIGKILL: as a crash or a power cut would), or
+        send it ``sig``. Windows has no SIGKILL: ``Popen.kill()`` is TerminateProcess there,
+        which gives the process no more chance to finish or give anything back."""
+        if sig is None:
+            if process.poll() is None:
+                process.kill()
+            return process.wait(timeout=timeout)
         return self.stop(process, sig, timeout)
 
     def close(self, grace: float = 5) -> None:

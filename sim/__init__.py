@@ -7,7 +7,8 @@ to compare with; ``python -m sim`` is the command line.
 
 from .arrivals import Arrivals
 from .distributions import Dist
-from .scenario import PRESETS, Producer, Scenario, TaskKind, mmc, preset
+from .presets import PRESETS, mmc_scenario, preset
+from .scenario import Producer, Scenario, TaskKind
 
 _FROM_MODEL = ("Model", "Result", "simulate")
 
@@ -21,4 +22,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'sim' has no attribute {name!r}")
 
 __all__ = ["Arrivals", "Dist", "Model", "Result", "simulate", "PRESETS", "Producer",
-           "Scenario", "TaskKind", "mmc", "preset"]
+           "Scenario", "TaskKind", "mmc_scenario", "preset"]

@@ -5,7 +5,7 @@ come at random but at a steady average pace: a *Poisson process* (the gaps
 are exponential, each arrival independent of the last). On Black Friday at
 noon the pace triples for an hour: a rate that changes with time, here
 *piecewise constant* or any function ``rate(t)``. To reproduce last week's
-incident you *replay* the recorded arrival times.
+incident you play the recorded arrival times again.
 
 A time-varying Poisson process is drawn by *thinning* (Lewis and Shedler):
 propose arrivals at the highest rate ``max_rate``, and keep a proposal at
@@ -23,7 +23,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from .checks import number, sequence
 
-KINDS = ("poisson", "piecewise", "function", "replay")
+KINDS = ("poisson", "piecewise", "function", "recorded")
 
 
 def _segment(segment) -> Tuple[float, float]:
@@ -42,7 +42,7 @@ class Arrivals:
     * ``piecewise``: ``segments`` of ``(start_time, rate)``, each rate holding
       until the next start (the last one forever);
     * ``function``: ``rate_fn(t)``, never above ``max_rate`` (not JSON-loadable);
-    * ``replay``: the given arrival ``times`` (seconds), in order.
+    * ``recorded``: the given arrival ``times`` (seconds), in order.
     """
 
     kind: str = "poisson"
@@ -64,11 +64,11 @@ class Arrivals:
                 raise ValueError("function: give rate_fn, a function of time")
             # Thinning proposes arrivals at max_rate: an infinite one would never advance.
             number("function: max_rate", self.max_rate, above=0)
-        if self.kind == "replay":
+        if self.kind == "recorded":
             for t in self.times:
-                number("replay: an arrival time", t, low=0)
+                number("recorded: an arrival time", t, low=0)
             if list(self.times) != sorted(self.times):
-                raise ValueError("replay: arrival times must be in increasing order")
+                raise ValueError("recorded: arrival times must be in increasing order")
 
     def _check_segments(self) -> None:
         if not self.segments:
@@ -97,14 +97,14 @@ class Arrivals:
         return cls("function", rate_fn=rate_fn, max_rate=number("function: max_rate", max_rate))
 
     @classmethod
-    def replay(cls, times: Sequence[float]) -> "Arrivals":
-        return cls("replay", times=tuple(number("replay: an arrival time", t)
-                                         for t in sequence("replay", times)))
+    def recorded(cls, times: Sequence[float]) -> "Arrivals":
+        return cls("recorded", times=tuple(number("recorded: an arrival time", t)
+                                         for t in sequence("recorded", times)))
 
     # -- what it means ------------------------------------------------------------
 
     def rate_at(self, t: float) -> float:
-        """The arrival rate at time t (tasks per second); replay has none."""
+        """The arrival rate at time t (tasks per second); recorded times have none."""
         if self.kind == "poisson":
             return self.rate
         if self.kind == "piecewise":
@@ -112,15 +112,15 @@ class Arrivals:
             return self.segments[i][1] if i >= 0 else 0.0
         if self.kind == "function":
             return float(self.rate_fn(t))
-        raise ValueError("a replay has no rate")
+        raise ValueError("recorded arrival times have no rate")
 
     def mean_rate(self, start: float, end: float) -> float:
         """Average rate over [start, end]: the integral of rate(t) divided by the length."""
         if end <= start:
-            return self.rate_at(start) if self.kind != "replay" else 0.0
+            return self.rate_at(start) if self.kind != "recorded" else 0.0
         if self.kind == "poisson":
             return self.rate
-        if self.kind == "replay":
+        if self.kind == "recorded":
             lo, hi = bisect.bisect_left(self.times, start), bisect.bisect_left(self.times, end)
             return (hi - lo) / (end - start)
         if self.kind == "piecewise":
@@ -147,10 +147,10 @@ class Arrivals:
                    until: float = math.inf) -> Iterator[float]:
         """Arrival times after ``start``, in order, drawn with ``rng``.
 
-        Endless unless replay, or a rate that is zero from some time on; the caller
+        Endless unless recorded, or a rate that is zero from some time on; the caller
         stops reading at its horizon, but thinning must be told ``until`` too (below).
         """
-        if self.kind == "replay":
+        if self.kind == "recorded":
             yield from (t for t in self.times if t >= start)
             return
         if self.kind == "poisson":
@@ -186,13 +186,14 @@ class Arrivals:
             return {"poisson": self.rate}
         if self.kind == "piecewise":
             return {"piecewise": [list(seg) for seg in self.segments]}
-        if self.kind == "replay":
-            return {"replay": list(self.times)}
+        if self.kind == "recorded":
+            return {"recorded": list(self.times)}
         raise ValueError("a rate function cannot be written as JSON")
 
     @classmethod
     def from_dict(cls, data) -> "Arrivals":
-        """``{"poisson": 2}``, ``{"piecewise": [[0, 2], [600, 6], [1200, 2]]}``, ``{"replay": [...]}``."""
+        """``{"poisson": 2}``, ``{"piecewise": [[0, 2], [600, 6], [1200, 2]]}``,
+        ``{"recorded": [...]}``."""
         if isinstance(data, Arrivals):
             return data
         if isinstance(data, dict) and len(data) == 1:
@@ -201,7 +202,11 @@ class Arrivals:
                 return cls.poisson(value)
             if kind == "piecewise":
                 return cls.piecewise(value)
-            if kind == "replay":
-                return cls.replay(value)
+            if kind == "recorded":
+                return cls.recorded(value)
+            if kind == "replay":  # the name before "recorded", in scenario.json files of old
+                raise ValueError('arrivals {"replay": [...]} are now called {"recorded": [...]}: '
+                                 "rename the key, the times are read the same")
         raise ValueError(f"cannot read arrivals from {data!r}: expected "
-                         '{"poisson": RATE}, {"piecewise": [[START, RATE], ...]} or {"replay": [T, ...]}')
+                         '{"poisson": RATE}, {"piecewise": [[START, RATE], ...]} '
+                         'or {"recorded": [T, ...]}')

@@ -32,7 +32,8 @@ from queue_system.client import ApiError, ServerUnreachable
 from .compare import no_theory_reason, predictions
 from .model import simulate
 from .replications import figure_interval, replicate
-from .scenario import MAX_SAMPLES, PRESETS, Scenario, preset
+from .presets import PRESETS, preset
+from .scenario import MAX_SAMPLES, Scenario
 from .summary import FIGURES
 
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate a scenario")
     for p in (show, run):
         add_scenario_options(p)
-        p.add_argument("--trace", help="a folder written by 'live --csv' or 'run --csv': replay "
+        p.add_argument("--trace", help="a folder written by 'live --csv' or 'run --csv': play "
                                        "its arrivals, with service times and failures fitted "
                                        "from its attempts (what if...?)")
     run.add_argument("--replications", type=positive(int), default=1,
@@ -285,7 +286,7 @@ def check_plot_path(path: str) -> None:
 
 
 def write_scenario(scenario: Scenario, folder: str) -> None:
-    """The scenario beside its tables: a trace replayed later (``--trace``) keeps its settings."""
+    """The scenario beside its tables: a trace run again later (``--trace``) keeps its settings."""
     with open(os.path.join(folder, "scenario.json"), "w", encoding="utf-8") as f:
         f.write(scenario.to_json())
 

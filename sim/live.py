@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import signal
 import tempfile
 import threading
 import time
@@ -239,7 +238,7 @@ class LiveRun:
             if self.ending.wait(max(self.scale.live_at(at) - time.time(), 0)):
                 return
             process = self.workers[w]
-            process.send_signal(signal.SIGKILL)
+            process.kill()  # SIGKILL, or TerminateProcess on Windows: no warm shutdown
             process.wait()
             self._incarnation_of(w)[2] = time.time()
             at += sc.restart_delay
@@ -378,18 +377,12 @@ class LiveRun:
                       for row, number, _, _, end, outcome in attempts}
         rec = R.Recorder()
         for row, submitted in enumerate(self.submitted):
-            arrival = self.plan[row]
-            rec.kind.append(arrival.kind)
+            kind = self.plan[row].kind
             if submitted is None:
                 at = scale.scenario_time(self.refused_at[row])
-                rec.created.append(at)
-                rec.ready.append(at)
-                rec.finished.append(at)
-                rec.status.append(R.REFUSED)
+                rec.task(kind, at, at, at, R.REFUSED)
                 continue
             _, created_at, execute_at = submitted
-            rec.created.append(scale.scenario_time(created_at))
-            rec.ready.append(scale.scenario_time(max(execute_at, created_at)))
             task = tasks.get(row)
             status = STATUS_OF.get(task.status, R.IN_SYSTEM) if task is not None else R.IN_SYSTEM
             finished = None
@@ -403,12 +396,11 @@ class LiveRun:
                     finished = end
                 elif status == R.DEAD:  # its last lease ran out: when the server's sweep saw it
                     finished = task.finished_at
-            if finished is not None and finished <= end_live:
-                rec.finished.append(scale.scenario_time(finished))
-                rec.status.append(status)
-            else:  # still in the system when the run ended
-                rec.finished.append(R.NAN)
-                rec.status.append(R.IN_SYSTEM)
+            if finished is None or finished > end_live:  # still in the system when it ended
+                finished, status = None, R.IN_SYSTEM
+            rec.task(kind, scale.scenario_time(created_at),
+                     scale.scenario_time(max(execute_at, created_at)),
+                     R.NAN if finished is None else scale.scenario_time(finished), status)
         for row, _, w, start, end, outcome in attempts:
             rec.attempt(row, w, scale.scenario_time(start), scale.scenario_time(end), outcome)
         busy_at = _busy_counter(attempts)

@@ -32,13 +32,14 @@ import pandas as pd
 import simpy
 
 from queue_system.errors import QueueFull
+from queue_system.lifecycle import heartbeat_every
 from queue_system.queue import TaskQueue, sequential_ids
-from queue_system.stores.memory import MemoryStore
 from queue_system.worker.prefetch import Prefetch
 
 from . import records as R
 from .plan import producer_arrivals
 from .scenario import MAX_SAMPLES, Scenario
+from .store import SimulationStore
 from .summary import summarise
 
 INF = math.inf
@@ -64,9 +65,9 @@ class Model:
         self.scenario = sc = scenario
         self.seed = sc.seed if seed is None else seed
         self.env = env = simpy.Environment()
-        # SimPy runs the whole model in one thread: no locks. The model keeps its own
-        # records, so the store may forget completed tasks and hold only those in play.
-        self.store = MemoryStore(threadsafe=False, keep_completed=False)
+        # The memory store for one thread, which forgets completed tasks: the model keeps
+        # its own records.
+        self.store = SimulationStore()
         # The queue under test, on SimPy's clock (``getattr(env, "now")``, a lambda's frame
         # less on every queue call). Its rng draws backoff jitter.
         self.queue = TaskQueue(self.store, functools.partial(getattr, env, "now"),
@@ -85,6 +86,14 @@ class Model:
         self.service = [k.service.sampler(service_rng) for k in self.kinds]
         self.fail_draw = random.Random(self._seed("failures")).random
         self.idle: List[simpy.Event] = []  # parked workers' wake-up events
+        # Per worker: its name, its prefetch rule (how many tasks a claim asks for, as live),
+        # and the event it is parked on, if idle.
+        self.names = [f"worker-{w + 1}" for w in range(sc.workers)]
+        self.prefetch = [Prefetch() for _ in range(sc.workers)]
+        self.parked: List[Optional[simpy.Event]] = [None] * sc.workers
+        # A task running longer than this renews its lease as it runs, as the live worker's
+        # heartbeat thread does: for the lesson's tasks it never comes to that.
+        self.beat = heartbeat_every(sc.lease_seconds)
         self.timer_at = INF             # when the wake-up timer rings, if armed
         # Per worker: (task, start) while serving, else None. Busy workers are counted from
         # it when sampling, rather than kept in a counter updated twice per task.
@@ -137,55 +146,41 @@ class Model:
     # -- producers --------------------------------------------------------------------------
 
     def _producer(self, index: int, producer, first_kind: int, counter: list):
-        sc, env, rec = self.scenario, self.env, self.rec
+        """One producer: its tasks at the times of its plan, the very plan the live runner
+        submits (``plan``: same seed, same tasks), until the run's end or ``max_tasks``."""
+        sc, env = self.scenario, self.env
         horizon = INF if sc.duration is None else sc.duration
         max_tasks = INF if sc.max_tasks is None else sc.max_tasks
-        submit, max_retries = self.queue.submit, sc.max_retries
-        timeout, idle, wake = env.timeout, self.idle, self._wake_one
-        kind_append, created_append, ready_append = rec.kind.append, rec.created.append, rec.ready.append
-        finished_append, status_append = rec.finished.append, rec.status.append
-        # The same plan the live runner submits (``plan``): same seed, same tasks.
         for t, kind, type_, priority, delay in producer_arrivals(producer, self.seed, index,
                                                                  first_kind, horizon):
             if counter[0] >= max_tasks:
                 break
-            yield timeout(t - env.now)
+            yield env.timeout(t - env.now)
             if counter[0] >= max_tasks:  # another producer may have taken the last slot
                 break
             counter[0] += 1
-            now = env.now
-            row = len(rec.created)
-            kind_append(kind)
-            created_append(now)
-            # The payload is the task's row in the records: the worker finds it back.
-            try:
-                if delay is None:
-                    submit(type_, row, priority=priority, max_retries=max_retries)
-                    task = None
-                else:
-                    task, _ = submit(type_, row, priority=priority, max_retries=max_retries,
-                                     delay=delay)
-            except QueueFull:
-                # The queue's capacity rule said no (HTTP 503 on the live server).
-                ready_append(now)
-                finished_append(now)
-                status_append(R.REFUSED)
-                self.finished += 1
-                continue
-            finished_append(R.NAN)
-            status_append(R.IN_SYSTEM)
-            if task is None:
-                ready_append(now)
-                if idle:
-                    wake()
-            else:
-                ready_append(task.execute_at)
-                if task.status == "scheduled":
-                    self._arm(task.execute_at)
-                elif idle:
-                    wake()
+            self._submit(kind, type_, priority, delay)
         self.arrivals_open -= 1
         self._check_drained()
+
+    def _submit(self, kind: int, type_: str, priority: str, delay) -> None:
+        """A task arrives and is submitted. Its payload is its row in the records: the
+        worker that serves it finds it back by it."""
+        now, rec = self.env.now, self.rec
+        row = len(rec.created)
+        try:
+            task, _ = self.queue.submit(type_, row, priority=priority, delay=delay,
+                                        max_retries=self.scenario.max_retries)
+        except QueueFull:
+            # The queue's capacity rule said no (HTTP 503 on the live server).
+            rec.task(kind, now, now, now, R.REFUSED)
+            self.finished += 1
+            return
+        rec.task(kind, now, task.execute_at, R.NAN, R.IN_SYSTEM)
+        if task.status == "scheduled":
+            self._arm(task.execute_at)
+        elif self.idle:
+            self._wake_one()
 
     # -- waking idle workers ----------------------------------------------------------------
 
@@ -204,7 +199,8 @@ class Model:
         """Make sure idle workers look at the queue again at ``when`` (or just after)."""
         now = self.env.now
         if when <= now:
-            # A lease ending exactly now still holds: look again at the next instant.
+            # Nothing changes at ``now`` itself (a lease ending exactly now still holds:
+            # ``lifecycle.lease_expired``): look again at the next instant.
             when = math.nextafter(now, INF)
         if when >= self.timer_at:
             return
@@ -222,106 +218,119 @@ class Model:
     # -- workers ----------------------------------------------------------------------------
 
     def _worker(self, w: int):
-        sc, env, rec, queue = self.scenario, self.env, self.rec, self.queue
-        name = f"worker-{w + 1}"
-        claim, complete, fail, heartbeat = queue.claim, queue.complete, queue.fail, queue.heartbeat
-        next_wakeup, timeout, idle = queue.next_wakeup, env.timeout, self.idle
-        service, kind_of, fail_draw, p = self.service, rec.kind, self.fail_draw, sc.failure_p
-        status, finished = rec.status, rec.finished
-        att_task, att_worker = rec.att_task.append, rec.att_worker.append
-        att_start, att_end, att_outcome = rec.att_start.append, rec.att_end.append, rec.att_outcome.append
-        current, orphans = self.current, self.orphans
-        claim_seconds = sc.claim_seconds
-        # A worker heartbeats only when a task runs longer than half its lease, as a
-        # real worker would; for ordinary tasks this costs nothing.
-        beat = sc.lease_seconds / 2
-        # As a live worker: claim as many tasks as the prefetch rule says (one, for tasks
-        # longer than its budget), run them in turn, and report each outcome at once (live,
-        # it rides on the next claim: the same instant here, where requests take no time).
-        prefetch = Prefetch()
-        observe, size = prefetch.observe, prefetch.size
-        unstarted = self.unstarted[w]
-        parked = None
+        """Worker ``w``, as the live worker runs: claim as many tasks as the prefetch rule
+        says, serve them in turn, report each outcome as it ends (live, it rides on the
+        next claim: the same instant here, where requests take no time), and claim again.
+        A crash (an interrupt) may come at any ``yield``."""
+        env, unstarted = self.env, self.unstarted[w]
+        claim_seconds = self.scenario.claim_seconds
         while True:
             try:
-                tasks = claim(name, None, None, size())
-                if orphans:
-                    self._settle_orphans()
-                if not tasks:
-                    wakeup = next_wakeup()
-                    if wakeup is not None:
-                        self._arm(wakeup)
-                    parked = env.event()
-                    idle.append(parked)
-                    yield parked
-                    parked = None
+                if not self._claim(w):
+                    yield self._park(w)  # until a task arrives or falls due
+                    self.parked[w] = None
                     continue
-                unstarted[:] = tasks
                 if claim_seconds:  # the claim's round trip, before the first task starts
-                    yield timeout(claim_seconds)
+                    yield env.timeout(claim_seconds)
             except simpy.Interrupt:
-                yield from self._crashed(w, parked)
-                parked = None
+                yield from self._crashed(w)
                 continue
             while unstarted:
                 try:
-                    task = unstarted.pop(0)
-                    start = env.now
-                    if task.lease_expires_at - start < beat:
-                        # Held unstarted behind longer tasks than the rule foresaw: renew
-                        # the leases, as the live worker's heartbeat thread does.
-                        task = heartbeat(task.id, task.lease_id)
-                        unstarted[:] = [heartbeat(t.id, t.lease_id) for t in unstarted]
-                    row = task.payload
-                    current[w] = (task, start)
-                    duration = service[kind_of[row]]()
-                    observe(duration)
-                    if duration <= beat:
-                        yield timeout(duration)
+                    task, start, duration = self._start(w)
+                    if duration <= self.beat:
+                        yield env.timeout(duration)
                     else:
-                        left = duration
-                        while left > beat:
-                            yield timeout(beat)
-                            left -= beat
-                            task = heartbeat(task.id, task.lease_id)
-                            current[w] = (task, start)
-                            unstarted[:] = [heartbeat(t.id, t.lease_id) for t in unstarted]
-                        yield timeout(left)
-                    current[w] = None
-                    now = env.now
-                    if p and fail_draw() < p:
-                        after = fail(task.id, task.lease_id, "the handler raised an error")
-                        outcome = R.FAILED
-                        if after.status == "failed":
-                            status[row] = R.DEAD
-                            finished[row] = now
-                            self.finished += 1
-                            self._check_drained()
-                        elif after.status == "scheduled":
-                            self._arm(after.execute_at)
-                        elif idle:
-                            self._wake_one()
-                    else:
-                        complete(task.id, task.lease_id)
-                        outcome = R.OK
-                        status[row] = R.COMPLETED
-                        finished[row] = now
-                        self.finished += 1
-                        if not self.arrivals_open:
-                            self._check_drained()
-                    att_task(row)
-                    att_worker(w)
-                    att_start(start)
-                    att_end(now)
-                    att_outcome(outcome)
+                        task = yield from self._serve_long(w, task, start, duration)
+                    self._report(w, task, start)
                 except simpy.Interrupt:
-                    yield from self._crashed(w, None)
+                    yield from self._crashed(w)
 
-    def _crashed(self, w: int, parked):
+    def _claim(self, w: int) -> bool:
+        """Claim tasks for worker ``w`` into its ``unstarted`` list; False if none was ready."""
+        tasks = self.queue.claim(self.names[w], None, None, self.prefetch[w].size())
+        if self.orphans:
+            self._settle_orphans()  # the claim swept: crashed workers' tasks may be back
+        self.unstarted[w][:] = tasks
+        return bool(tasks)
+
+    def _park(self, w: int) -> simpy.Event:
+        """Worker ``w`` found nothing: the event it waits on, until a submission or the
+        timer (the queue's next change by itself: a task falls due, a lease ends) wakes it."""
+        wakeup = self.queue.next_wakeup()
+        if wakeup is not None:
+            self._arm(wakeup)
+        self.parked[w] = parked = self.env.event()
+        self.idle.append(parked)
+        return parked
+
+    def _start(self, w: int):
+        """Worker ``w`` starts its next claimed task: ``(task, start, duration)``."""
+        task = self.unstarted[w].pop(0)
+        start = self.env.now
+        if task.lease_expires_at - start < self.beat:
+            # Held unstarted behind longer tasks than the rule foresaw: renew the leases,
+            # as the live worker's heartbeat thread does.
+            task = self._renew(w, task)
+        row = task.payload  # the task's row in the records
+        self.current[w] = (task, start)
+        duration = self.service[self.rec.kind[row]]()
+        self.prefetch[w].observe(duration)
+        return task, start, duration
+
+    def _serve_long(self, w: int, task, start: float, duration: float):
+        """A task longer than the heartbeat period: renew the leases every period, as the
+        live worker's heartbeat thread does. Returns the task with its latest lease."""
+        beat, left = self.beat, duration
+        while left > beat:
+            yield self.env.timeout(beat)
+            left -= beat
+            task = self._renew(w, task)
+            self.current[w] = (task, start)
+        yield self.env.timeout(left)
+        return task
+
+    def _renew(self, w: int, task):
+        """Heartbeat ``task`` and every task worker ``w`` holds unstarted; the task renewed."""
+        heartbeat, unstarted = self.queue.heartbeat, self.unstarted[w]
+        unstarted[:] = [heartbeat(t.id, t.lease_id) for t in unstarted]
+        return heartbeat(task.id, task.lease_id)
+
+    def _report(self, w: int, task, start: float) -> None:
+        """Worker ``w`` ends ``task``: it fails with the scenario's probability, else it is
+        completed. The queue decides what a failure leads to; the records keep the attempt."""
+        now, row, rec = self.env.now, task.payload, self.rec
+        self.current[w] = None
+        p = self.scenario.failure_p
+        if p and self.fail_draw() < p:
+            after = self.queue.fail(task.id, task.lease_id, "the handler raised an error")
+            outcome = R.FAILED
+            if after.status == "failed":
+                self._finished(row, R.DEAD, now)
+            elif after.status == "scheduled":
+                self._arm(after.execute_at)
+            elif self.idle:
+                self._wake_one()
+        else:
+            self.queue.complete(task.id, task.lease_id)
+            outcome = R.OK
+            self._finished(row, R.COMPLETED, now)
+        rec.attempt(row, w, start, now, outcome)
+
+    def _finished(self, row: int, status: int, now: float) -> None:
+        """Task ``row`` leaves the system (completed or dead-lettered)."""
+        self.rec.status[row] = status
+        self.rec.finished[row] = now
+        self.finished += 1
+        if not self.arrivals_open:
+            self._check_drained()
+
+    def _crashed(self, w: int):
         """Worker ``w`` crashed. The tasks it held, running or not yet started, are left
         "processing": only their leases running out bring them back (the queue's sweep
         does that). It restarts ``restart_delay`` later."""
         env, rec = self.env, self.rec
+        parked, self.parked[w] = self.parked[w], None
         if parked is not None and parked in self.idle:
             self.idle.remove(parked)
         held = self.current[w]
@@ -351,10 +360,7 @@ class Model:
                 continue  # the lease has not run out yet
             del self.orphans[row]
             if task is not None and task.status == "failed" and rec.status[row] == R.IN_SYSTEM:
-                rec.status[row] = R.DEAD
-                rec.finished[row] = task.finished_at
-                self.finished += 1
-                self._check_drained()
+                self._finished(row, R.DEAD, task.finished_at)
 
     def _crasher(self, w: int, worker: simpy.Process):
         """Worker ``w`` crashes after an exponential time up, then stays down ``restart_delay``."""

@@ -24,6 +24,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 import pandas as pd
 
+from queue_system.task import PRIORITIES
+
 # Final status codes in the ``status`` array (one byte per task).
 IN_SYSTEM, COMPLETED, DEAD, REFUSED = 0, 1, 2, 3
 STATUS_NAMES = ("in_system", "completed", "dead_letter", "refused")
@@ -59,18 +61,16 @@ class Recorder:
         self.ts_busy = array("l")
         self.ts_dead = array("l")
 
-    def new_task(self, kind: int, now: float) -> int:
-        """A task arrives: returns its row number."""
+    def task(self, kind: int, created: float, ready: float, finished: float,
+             status: int) -> int:
+        """A task arrives (or is refused): returns its row number, its id in the records."""
         row = len(self.created)
         self.kind.append(kind)
-        self.created.append(now)
-        self.ready.append(now)
-        self.finished.append(NAN)
-        self.status.append(IN_SYSTEM)
+        self.created.append(created)
+        self.ready.append(ready)
+        self.finished.append(finished)
+        self.status.append(status)
         return row
-
-    # The per-attempt and per-sample appends are inlined in the model's hot
-    # loop (bound ``append`` methods); these helpers document the layout.
 
     def attempt(self, row: int, worker: int, start: float, end: float, outcome: int) -> None:
         self.att_task.append(row)
@@ -116,7 +116,7 @@ class Recorder:
         status = np.frombuffer(bytes(self.status), dtype=np.uint8)
         type_names = _unique([k.type for k in kinds])
         type_code = np.array([type_names.index(k.type) for k in kinds], dtype=np.int64)
-        priority_names = ["high", "normal", "low"]
+        priority_names = list(PRIORITIES)
         priority_code = np.array([priority_names.index(k.priority) for k in kinds], dtype=np.int64)
         types = pd.Categorical.from_codes(type_code[kind], categories=type_names)
         priority = pd.Categorical.from_codes(priority_code[kind], categories=priority_names,

@@ -101,29 +101,29 @@ def little_L(lam: float, W: float) -> float:
     return lam * W
 
 
-def mean_attempts(p: float, max_attempts: int) -> float:
+def mean_attempts(p: float, max_retries: int) -> float:
     """Mean attempts per task when each fails with probability p, at most K tries: (1 - p**K) / (1 - p)."""
-    if not 0 <= p <= 1 or max_attempts < 1:
+    if not 0 <= p <= 1 or max_retries < 1:
         raise ValueError("p is a probability and a task is tried at least once")
     if p == 1:
-        return float(max_attempts)
-    return (1 - p ** max_attempts) / (1 - p)
+        return float(max_retries)
+    return (1 - p ** max_retries) / (1 - p)
 
 
-def attempt_rate(lam: float, p: float, max_attempts: int) -> float:
+def attempt_rate(lam: float, p: float, max_retries: int) -> float:
     """The arrival rate of attempts seen by the workers: lam * (1 - p**K) / (1 - p)."""
-    return lam * mean_attempts(p, max_attempts)
+    return lam * mean_attempts(p, max_retries)
 
 
-def dead_letter_fraction(p: float, max_attempts: int) -> float:
+def dead_letter_fraction(p: float, max_retries: int) -> float:
     """The fraction of tasks whose K attempts all fail: p**K."""
-    return p ** max_attempts
+    return p ** max_retries
 
 
 def effective_utilisation(lam: float, mean_service: float, c: int, p: float = 0.0,
-                          max_attempts: int = 1) -> float:
+                          max_retries: int = 1) -> float:
     """Utilisation with retries: attempts per second times seconds per attempt, per worker."""
-    return attempt_rate(lam, p, max_attempts) * mean_service / c
+    return attempt_rate(lam, p, max_retries) * mean_service / c
 
 
 # -- M/G/1: any service time distribution, one worker -----------------------------------

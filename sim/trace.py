@@ -1,4 +1,4 @@
-"""What-if from a trace: a run that happened becomes a scenario to replay and change.
+"""What-if from a trace: a run that happened becomes a scenario to run again and change.
 
 The other direction of predict-then-verify. A class has just produced some
 traffic (a live run, or a simulated one); ``python -m sim run --trace DIR``
@@ -10,7 +10,7 @@ it, for the queue's settings).
 
 From the trace, the scenario takes:
 
-* **arrivals, replayed**: each task kind (a type and a priority) becomes a
+* **arrivals, as recorded**: each task kind (a type and a priority) becomes a
   producer that sends its tasks at the recorded times, so the same tasks
   arrive in the same order;
 * **service times, fitted** per kind from the attempts that ran to their
@@ -97,13 +97,13 @@ def read_trace(folder: str) -> tuple:
 def scenario_from_trace(tasks: pd.DataFrame, attempts: pd.DataFrame,
                         base: Optional[Scenario] = None, end: Optional[float] = None
                         ) -> Scenario:
-    """The scenario that replays ``tasks``' arrivals with service times and failures
+    """The scenario that plays ``tasks``' recorded arrivals again, with service times and failures
     fitted from ``attempts``; every other setting from ``base``. It lasts until ``end``
     (the recorded run's), or just past the last arrival."""
     base = base or Scenario()
     admitted = tasks[tasks["status"] != "refused"] if "status" in tasks else tasks
     if admitted.empty:
-        raise ValueError("the trace holds no task to replay")
+        raise ValueError("the trace holds no task to run again")
     ran = attempts[attempts["outcome"].isin(["completed", "failed"])]
     ran = ran.assign(seconds=ran["end"] - ran["start"])
     kind_of = tasks[["type", "priority"]].astype(str)
@@ -121,7 +121,7 @@ def scenario_from_trace(tasks: pd.DataFrame, attempts: pd.DataFrame,
         delay = Dist.fixed(0.0) if (delays == 0).all() else fit_duration(delays)
         times = tuple(float(t) for t in np.sort(group["created"].to_numpy()))
         kind = TaskKind(type_, priority, 1.0, fit_duration(mine), delay)
-        producers.append(Producer(f"trace {type_} {priority}", Arrivals.replay(times), (kind,)))
+        producers.append(Producer(f"trace {type_} {priority}", Arrivals.recorded(times), (kind,)))
     outcomes = ran["outcome"].value_counts()
     failure_p = float(outcomes.get("failed", 0)) / len(ran)
     workers = int(attempts["worker"].nunique()) if len(attempts) else base.workers
@@ -129,7 +129,7 @@ def scenario_from_trace(tasks: pd.DataFrame, attempts: pd.DataFrame,
     duration = end if end is not None and end >= last else math.ceil(last) + 1.0
     return base.replace(
         name=f"trace of {base.name}",
-        description=f"{len(tasks)} recorded arrivals replayed; service times and failures "
+        description=f"{len(tasks)} recorded arrivals played again; service times and failures "
                     f"fitted from {len(ran)} attempts",
         producers=tuple(producers), workers=workers, failure_p=failure_p,
         duration=duration, warmup=min(base.warmup, duration / 2), max_tasks=None)

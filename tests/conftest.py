@@ -4,7 +4,8 @@ import random
 
 import pytest
 
-from queue_system import Backoff, ManualClock, MemoryStore, TaskQueue, open_store, sequential_ids
+from queue_system import Backoff, ManualClock, TaskQueue, open_store, sequential_ids
+from sim.store import SimulationStore
 
 START = 1_700_000_000.0
 
@@ -22,13 +23,13 @@ def redis_server(tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(params=["memory", "memory-one-thread", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "simulation", "sqlite", "redis"])
 def store(request, tmp_path):
     """Every store, each named by its URL as a user would (``stores.open_store``).
-    "memory-one-thread": the same code without its locks, as the simulation runs it
-    (which also forgets completed tasks: see test_memory_store.py)."""
-    if request.param == "memory-one-thread":
-        store = MemoryStore(threadsafe=False)
+    "simulation": the simulation's store (``sim.store``), the memory store without its
+    locks; here it keeps completed tasks, whose forgetting test_simulation_store.py tests."""
+    if request.param == "simulation":
+        store = SimulationStore(forget_completed=False)
     elif request.param == "redis":
         server = request.getfixturevalue("redis_server")
         server.flush()

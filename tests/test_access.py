@@ -147,7 +147,7 @@ def test_with_a_token_every_route_but_health_needs_it(make_api):
     task, _ = queue.submit("email", {})
     for method, path in [("GET", "/stats"), ("GET", "/tasks"), ("GET", f"/tasks/{task.id}"),
                          ("POST", "/tasks"), ("POST", "/task"), ("GET", "/dequeue"),
-                         ("GET", "/dead-letter"), ("POST", f"/dead-letter/{task.id}/retry")]:
+                         ("GET", "/dead-letter"), ("POST", f"/dead-letter/{task.id}/replay")]:
         for headers in (HOST, bearer("wrong")):
             answer = api.request(method, path, headers=headers,
                                  content=TASK.encode() if method == "POST" else None)
@@ -175,7 +175,7 @@ def test_a_worker_token_keeps_submitters_from_completing_tasks(make_api):
                        (f"/tasks/{task['id']}/heartbeat", None),
                        (f"/tasks/{task['id']}/release", None), ("/tasks/ack", ack),
                        ("/tasks/purge", '{"older_than": 0}'),
-                       (f"/dead-letter/{task['id']}/retry", None)]:
+                       (f"/dead-letter/{task['id']}/replay", None)]:
         body = (body or json.dumps({"lease_id": task["lease_id"], "result": "spoiled"})).encode()
         assert api.post(path, content=body, headers=bearer("student")).status_code == 403, path
         assert api.post(path, content=body, headers=HOST).status_code == 401, path

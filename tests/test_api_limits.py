@@ -341,7 +341,7 @@ def test_a_replay_from_the_dead_letter_counts_against_the_capacity(make_api):
     [task] = api.post("/tasks/claim", json={"worker_id": "w"}).json()["tasks"]
     api.post(f"/tasks/{dead}/fail", json={"lease_id": task["lease_id"]})
     api.post("/tasks", json={"type": "x"})  # the queue is full again
-    answer = api.post(f"/dead-letter/{dead}/retry")
+    answer = api.post(f"/dead-letter/{dead}/replay")
     assert answer.status_code == 503 and int(answer.headers["Retry-After"]) > 0
     assert api.get(f"/tasks/{dead}").json()["status"] == "failed"
 

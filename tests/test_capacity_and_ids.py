@@ -10,7 +10,7 @@ import pytest
 
 import sim
 from queue_system import TaskQueue
-from queue_system.errors import QueueFull
+from queue_system.errors import InvalidTask, QueueFull
 from queue_system.queue import wall_clock_ids
 from sim.model import Model
 
@@ -56,10 +56,10 @@ def test_a_replay_waits_again_so_a_full_queue_refuses_it(make_queue):
     queue.fail(held.id, held.lease_id)
     queue.submit("x", {})
     with pytest.raises(QueueFull):
-        queue.retry_dead(task.id)
+        queue.replay(task.id)
     assert queue.get(task.id).status == "failed"
     queue.claim("w")
-    assert queue.retry_dead(task.id).status == "pending"
+    assert queue.replay(task.id).status == "pending"
 
 
 def test_a_capacity_must_be_a_whole_number(make_queue):
@@ -120,3 +120,18 @@ def test_default_ids_carry_64_random_bits(clock):
     ids = {make_id() for _ in range(10_000)}  # all in the same millisecond
     assert len(ids) == 10_000
     assert all(len(i.rsplit("-", 1)[1]) == 16 for i in ids)
+
+
+def test_a_misspelt_field_in_a_batch_is_refused_by_name_and_nothing_is_stored(make_queue):
+    queue = make_queue()
+    with pytest.raises(InvalidTask, match="unknown task field 'priorty'"):
+        queue.submit_many([{"type": "email"}, {"type": "email", "priorty": "high"}])
+    assert queue.stats()["total"] == 0
+
+
+def test_types_given_as_one_string_is_refused_not_read_letter_by_letter(make_queue):
+    queue = make_queue()
+    queue.submit("e", {})  # a one-letter type, which list("email") would have matched
+    with pytest.raises(InvalidTask, match="list of task types"):
+        queue.claim("worker-1", types="email")
+    assert queue.stats()["pending"] == 1

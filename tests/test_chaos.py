@@ -14,7 +14,7 @@ none stuck. The handler (``chaos_handlers.py``) records each execution, so
 the summary also says how many tasks ran more than once: delivery is at
 least once, never exactly once.
 
-``CHAOS_SEED=N`` replays another draw of the kills.
+``CHAOS_SEED=N`` draws the kills another way.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import httpx
 import pytest
 
 from queue_system.client import ApiError, ServerUnreachable
+from queue_system.task import FINISHED
 
 from live import LiveSystem, wait_for
 
@@ -46,7 +47,6 @@ POISON_EVERY = 97          # every 97th task always fails: the dead letter is ne
 PRODUCER_DEADLINE = 120.0  # seconds: only against hangs, not a speed check
 SETTLE_DEADLINE = 120.0
 TESTS = Path(__file__).resolve().parent
-FINISHED = ("completed", "failed")
 
 
 class Producer(threading.Thread):

@@ -56,16 +56,16 @@ def test_submit_count_delay_and_key(live):
     assert first == again
 
 
-def test_dead_letter_list_and_retry(live):
+def test_dead_letter_list_and_replay(live):
     task = live.client.submit("doomed", {}, max_retries=1)
     [held] = live.client.claim("cli-test", types=["doomed"])
     assert held.id == task.id
     live.client.fail(held.id, held.lease_id, "boom")
     listing = cli("dead-letter", "--url", live.url)
     assert task.id in listing.stdout and "boom" in listing.stdout
-    assert cli("dead-letter", "--retry", task.id, "--url", live.url).returncode == 0
+    assert cli("dead-letter", "--replay", task.id, "--url", live.url).returncode == 0
     assert live.client.get(task.id).status == "pending"
-    refused = cli("dead-letter", "--retry", task.id, "--url", live.url)
+    refused = cli("dead-letter", "--replay", task.id, "--url", live.url)
     assert refused.returncode == 1 and "409" in refused.stderr and "Traceback" not in refused.stderr
 
 

@@ -205,5 +205,5 @@ def test_the_api_docs_render_with_no_network(live, browser):
     operations = tab.page.locator(".opblock-summary-path")
     expect(operations.first).to_be_visible(timeout=15_000)
     shown = {re.sub(r"\s+", "", path) for path in operations.all_text_contents()}
-    assert {"/task", "/tasks/claim", "/dead-letter/{task_id}/retry", "/metrics"} <= shown
+    assert {"/task", "/tasks/claim", "/dead-letter/{task_id}/replay", "/metrics"} <= shown
     assert tab.outside == [] and tab.errors == []

@@ -249,15 +249,15 @@ def test_get_unknown_task_is_404(api):
     assert answer.status_code == 404 and "does-not-exist" in error_of(answer)
 
 
-def test_dead_letter_retry(api):
+def test_dead_letter_replay(api):
     task_id = api.post("/tasks", json={"type": "t", "max_retries": 1}).json()["id"]
     held = claim(api)[0]
     api.post(f"/tasks/{task_id}/fail", json={"lease_id": held["lease_id"], "error": "x"})
     assert api.get("/dead-letter").json()["count"] == 1
-    again = api.post(f"/dead-letter/{task_id}/retry")
+    again = api.post(f"/dead-letter/{task_id}/replay")
     assert again.status_code == 200 and again.json()["status"] == "pending"
-    assert api.post(f"/dead-letter/{task_id}/retry").status_code == 409
-    assert api.post("/dead-letter/nope/retry").status_code == 404
+    assert api.post(f"/dead-letter/{task_id}/replay").status_code == 409
+    assert api.post("/dead-letter/nope/replay").status_code == 404
 
 
 def test_health_docs_and_unknown_routes(api):
@@ -265,7 +265,7 @@ def test_health_docs_and_unknown_routes(api):
     assert api.get("/docs").status_code == 200
     spec = api.get("/openapi.json").json()
     for path in ("/task", "/dequeue", "/complete/{task_id}", "/fail/{task_id}", "/tasks",
-                 "/tasks/claim", "/tasks/{task_id}/heartbeat", "/dead-letter/{task_id}/retry"):
+                 "/tasks/claim", "/tasks/{task_id}/heartbeat", "/dead-letter/{task_id}/replay"):
         assert path in spec["paths"]
     assert api.get("/nowhere").status_code == 404
     assert api.delete("/stats").status_code == 405

@@ -37,9 +37,9 @@ to decide what the answer should be. Two things it does take from the queue:
 the new lease ids (names, nothing to predict), and a backoff delay, which is
 random: that one is checked against the policy's bounds, then remembered.
 
-Not covered here: ``MemoryStore(keep_completed=False)`` (the simulation's store),
-which forgets completed tasks on purpose, so "every task can be found" does not
-hold for it (test_memory_store.py tests it).
+Not covered here: ``SimulationStore()`` as the simulation runs it, which forgets
+completed tasks on purpose, so "every task can be found" does not
+hold for it (test_simulation_store.py tests it).
 
 The runs are deterministic (``derandomize=True``) and bounded; when one fails,
 Hypothesis prints the shortest sequence of steps it found that breaks the
@@ -60,6 +60,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 from queue_system import (Backoff, ManualClock, MemoryStore, SQLiteStore, TaskConflict,
                           TaskQueue, lifecycle, sequential_ids)
 from queue_system.stores.redis import RedisStore
+from sim.store import SimulationStore
 from queue_system.task import PRIORITY_RANK, STATUSES
 
 START = 1_700_000_000.0
@@ -93,7 +94,7 @@ SETTINGS = settings(max_examples=200, stateful_step_count=50, deadline=None, der
 
 STORES = {
     "memory": MemoryStore,
-    "memory-one-thread": lambda: MemoryStore(threadsafe=False),
+    "simulation": lambda: SimulationStore(forget_completed=False),
     "sqlite": lambda: SQLiteStore(":memory:"),
 }
 
@@ -342,12 +343,12 @@ class LifecycleMachine(RuleBasedStateMachine):
     def replay(self, index):
         task = self.pick(index, "failed")
         if task.status == "failed":
-            self.queue.retry_dead(task.id)
+            self.queue.replay(task.id)
             task.status, task.execute_at, task.failures = "pending", self.now(), 0
         else:
             before = self.store.get(task.id)
             with pytest.raises(TaskConflict):
-                self.queue.retry_dead(task.id)
+                self.queue.replay(task.id)
             assert self.store.get(task.id) == before
 
     @rule()

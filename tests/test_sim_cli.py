@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
-from sim.scenario import PRESETS
+from sim.presets import PRESETS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -153,8 +153,8 @@ def test_a_run_by_task_count_without_a_duration_runs_and_says_why_theory_is_miss
     ({"producers": [{"arrivals": {"piecewise": [[0]]}}]}, ["piecewise", "[0]"]),
     ({"producers": [{"arrivals": {"piecewise": 5}}]}, ["piecewise"]),
     ({"producers": [{"arrivals": {"piecewise": [[0, 1], [0, 2]]}}]}, ["piecewise", "increase"]),
-    ({"producers": [{"arrivals": {"replay": [1, "2"]}}]}, ["replay"]),
-    ({"producers": [{"arrivals": {"replay": [-1, 2]}}]}, ["replay"]),
+    ({"producers": [{"arrivals": {"recorded": [1, "2"]}}]}, ["recorded"]),
+    ({"producers": [{"arrivals": {"recorded": [-1, 2]}}]}, ["recorded"]),
 ])
 def test_a_mistyped_or_misspelt_scenario_field_is_named(tmp_path, capsys, data, words):
     refused(run_in_process(capsys, "run", "--config", write_config(tmp_path, data)), *words)

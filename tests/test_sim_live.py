@@ -17,7 +17,7 @@ from sim.live import (LiveRun, TimeScale, backoff_argument, check_playable,
 from sim.live_handlers import LiveWork
 from sim.model import simulate
 from sim.plan import arrival_plan
-from sim.scenario import preset
+from sim.presets import preset
 from sim.summary import FIGURES
 
 

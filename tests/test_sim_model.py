@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from queue_system import Backoff
-from sim import Arrivals, Dist, Model, Producer, Scenario, TaskKind, mmc, preset, simulate
+from queue_system import Backoff, lifecycle
+from sim import Arrivals, Dist, Model, Producer, Scenario, TaskKind, mmc_scenario, preset, simulate
 
 
 def small(name, **changes):
@@ -98,7 +98,7 @@ def test_no_task_starts_before_its_execute_at_and_none_is_late():
 def test_idle_workers_wake_exactly_at_execute_at():
     # Three tasks scheduled 50 s ahead, nothing else: idle workers must start each at its
     # execute_at (woken by the queue's next_wakeup, not by a polling tick).
-    scenario = Scenario(producers=(Producer("cron", Arrivals.replay([0.0, 1.0, 2.5]),
+    scenario = Scenario(producers=(Producer("cron", Arrivals.recorded([0.0, 1.0, 2.5]),
                                             (TaskKind("job", service=Dist.fixed(1.0),
                                                       delay=Dist.fixed(50.0)),)),),
                         workers=2, duration=100.0)
@@ -124,12 +124,34 @@ def test_spike_grows_the_queue_then_drains_it():
 
 
 def test_long_tasks_heartbeat_and_keep_their_lease():
-    scenario = Scenario(producers=(Producer("p", Arrivals.replay([0, 1, 2]),
+    scenario = Scenario(producers=(Producer("p", Arrivals.recorded([0, 1, 2]),
                                             (TaskKind("long", service=Dist.fixed(100.0)),)),),
                         workers=3, lease_seconds=30.0, duration=200.0)
     result = simulate(scenario)
     assert (result.tasks.status == "completed").all()
     assert (result.tasks.attempts == 1).all()
+
+
+def test_the_simulated_worker_renews_a_lease_every_third_of_it_as_the_live_one_does():
+    """Both take the period from ``lifecycle.heartbeat_every``: with a 30 s lease, a 100 s
+    task is renewed at 10, 20, ... 90 s after it starts, and never lets its lease run out."""
+    scenario = Scenario(producers=(Producer("p", Arrivals.recorded([5.0]),
+                                            (TaskKind("long", service=Dist.fixed(100.0)),)),),
+                        workers=1, lease_seconds=30.0, duration=200.0)
+    model = Model(scenario)
+    renewals, heartbeat = [], model.queue.heartbeat
+
+    def recorded_heartbeat(task_id, lease_id, lease_seconds=None):
+        renewed = heartbeat(task_id, lease_id, lease_seconds)
+        renewals.append((model.env.now, renewed.lease_expires_at))
+        return renewed
+
+    model.queue.heartbeat = recorded_heartbeat
+    result = model.run()
+    assert model.beat == lifecycle.heartbeat_every(30.0) == 10.0
+    assert [now for now, _ in renewals] == pytest.approx([5.0 + 10 * k for k in range(1, 10)])
+    assert all(expires == pytest.approx(now + 30.0) for now, expires in renewals)
+    assert result.tasks.status.tolist() == ["completed"]
 
 
 def test_backoff_delays_retries():
@@ -165,7 +187,7 @@ def test_records_have_one_row_per_task_with_each_attempt():
 
 def test_littles_law_on_the_simulations_own_output():
     # L from the sampled time series (the store's counts), lam and W from the task records.
-    scenario = mmc(2.4, 1.0, 3, duration=20000.0, warmup=1000.0, sample_every=0.25, seed=4)
+    scenario = mmc_scenario(2.4, 1.0, 3, duration=20000.0, warmup=1000.0, sample_every=0.25, seed=4)
     result = simulate(scenario)
     ts = result.timeseries
     window = ts[ts.time >= scenario.warmup]
@@ -240,7 +262,7 @@ def _claim_sizes(scenario):
 def test_the_simulated_workers_claim_by_the_live_workers_prefetch_rule():
     """Tasks of 10 ms are claimed about 1 + 100/10 = 11 at a time, as a live worker with
     --prefetch auto would; the lesson's tasks of seconds, one at a time."""
-    _, fast = _claim_sizes(mmc(60.0, 100.0, 1).replace(duration=60.0))
+    _, fast = _claim_sizes(mmc_scenario(60.0, 100.0, 1).replace(duration=60.0))
     assert max(fast) > 5 and max(fast) <= 100
     result, slow = _claim_sizes(preset("steady"))
     assert set(slow) == {1} and len(slow) > 100
@@ -251,7 +273,7 @@ def test_long_tasks_claimed_with_short_ones_keep_their_leases():
     """The prefetch, sized by short tasks, may take a few long ones too: their leases are
     renewed while they wait, as the live worker's heartbeats do (this raised TaskConflict)."""
     from sim import Dist
-    scenario = mmc(8.0, 1.0, 3, duration=600.0, lease_seconds=15.0, seed=3)
+    scenario = mmc_scenario(8.0, 1.0, 3, duration=600.0, lease_seconds=15.0, seed=3)
     kinds = [TaskKind(type="short", share=0.95, service=Dist.exponential(0.001)),
              TaskKind(type="long", share=0.05, service=Dist.fixed(7.0))]
     scenario = scenario.replace(producers=[Producer(arrivals=Arrivals.poisson(8.0), mix=kinds)])
@@ -261,5 +283,5 @@ def test_long_tasks_claimed_with_short_ones_keep_their_leases():
 
 def test_textbook_waits_are_offered_only_for_tasks_taken_one_at_a_time():
     from sim.compare import is_mmc
-    assert is_mmc(mmc(2.4, 1.0, 3))
-    assert not is_mmc(mmc(240.0, 100.0, 3))  # 10 ms tasks: workers claim several at once
+    assert is_mmc(mmc_scenario(2.4, 1.0, 3))
+    assert not is_mmc(mmc_scenario(240.0, 100.0, 3))  # 10 ms tasks: workers claim several at once

@@ -58,8 +58,9 @@ def test_from_dict_builds_producers_and_mix():
     ({"producers": [{"name": 3}]}, "name"),
     ({"producers": [{"arrivals": {"piecewise": [[10, 1], [5, 2]]}}]}, "increase"),
     ({"producers": [{"arrivals": {"piecewise": []}}]}, "segment"),
-    ({"producers": [{"arrivals": {"replay": [2.0, 1.0]}}]}, "increasing"),
-    ({"producers": [{"arrivals": {"replay": [1, float("inf")]}}]}, "replay"),
+    ({"producers": [{"arrivals": {"recorded": [2.0, 1.0]}}]}, "increasing"),
+    ({"producers": [{"arrivals": {"recorded": [1, float("inf")]}}]}, "recorded"),
+    ({"producers": [{"arrivals": {"replay": [1.0, 2.0]}}]}, "now called"),
     ({"producers": [{"mix": [{"service": {"uniform": [3, 1]}}]}]}, "uniform"),
     ({"producers": [{"mix": [{"service": {"exponential": 0}}]}]}, "exponential"),
     ({"producers": [{"mix": [{"delay": {"fixed": -1}}]}]}, "fixed"),
@@ -79,7 +80,7 @@ def test_nested_refusals_say_where():
 
 
 def test_python_constructors_refuse_strings_and_bools_float_would_accept():
-    for make in (lambda: Arrivals.poisson("2"), lambda: Arrivals.replay([True]),
+    for make in (lambda: Arrivals.poisson("2"), lambda: Arrivals.recorded([True]),
                  lambda: Dist.exponential("2"), lambda: Dist.uniform(1, "3"),
                  lambda: Arrivals.function(lambda t: 1.0, float("inf")),
                  lambda: Scenario(workers=True)):
@@ -151,11 +152,11 @@ def test_function_rate_by_thinning():
     assert abs(count_in(times, 0, 500) - 500) < 4 * 500 ** 0.5
 
 
-def test_replay_gives_back_the_times():
-    arrivals = Arrivals.replay([0.5, 1.0, 7.25])
+def test_recorded_arrivals_give_back_the_times():
+    arrivals = Arrivals.recorded([0.5, 1.0, 7.25])
     assert list(arrivals.times_from(random.Random(1))) == [0.5, 1.0, 7.25]
     with pytest.raises(ValueError):
-        Arrivals.replay([2.0, 1.0])
+        Arrivals.recorded([2.0, 1.0])
 
 
 def test_kinds_and_rates():

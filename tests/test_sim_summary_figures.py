@@ -30,8 +30,7 @@ def summary():
             (0, 0.0, 0.0, 1.0, R.COMPLETED), (1, 0.5, 0.5, 5.0, R.COMPLETED),
             (1, 2.0, 2.0, 4.0, R.DEAD), (0, 6.0, 6.0, 6.0, R.REFUSED),
             (0, 8.0, 8.0, R.NAN, R.IN_SYSTEM), (2, 9.0, 12.0, R.NAN, R.IN_SYSTEM)]:
-        row = rec.new_task(kind, created)
-        rec.ready[row], rec.finished[row], rec.status[row] = ready, finished, status
+        rec.task(kind, created, ready, finished, status)
     # Task 2's first attempt starts a rounding error after it was due: no wait.
     for task, start, end, outcome in [(0, 0.0, 1.0, R.OK), (1, 1.0, 2.0, R.FAILED),
                                       (2, 2.0 + 1e-13, 3.0, R.FAILED), (2, 3.5, 4.0, R.FAILED),

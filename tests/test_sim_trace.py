@@ -1,4 +1,4 @@
-"""What-if from a trace: a recorded run becomes a scenario (arrivals replayed, service
+"""What-if from a trace: a recorded run becomes a scenario (arrivals as recorded, service
 times and failures fitted), on runs whose truth is known: simulated ones."""
 
 import json
@@ -36,7 +36,7 @@ def trace(tmp_path_factory):
     return folder
 
 
-def test_a_trace_replays_its_arrivals_with_what_its_attempts_show(trace):
+def test_a_trace_plays_its_arrivals_again_with_what_its_attempts_show(trace):
     tasks, attempts, base, end = read_trace(str(trace))
     assert base.name == "priorities" and end == 1800.0
     scenario = scenario_from_trace(tasks, attempts, base, end)

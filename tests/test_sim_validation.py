@@ -8,7 +8,7 @@ lost tasks, a busy-time error) the intervals, a few percent wide, miss.
 
 import pytest
 
-from sim import mmc, theory
+from sim import mmc_scenario, theory
 from sim.replications import replicate
 
 REPLICATIONS = 10
@@ -19,7 +19,8 @@ SEED = 100
 def run(lam, mu, c, **changes):
     # Run length in tasks, warm-up a tenth of it (the system starts empty).
     duration = TASKS_PER_RUN / lam
-    scenario = mmc(lam, mu, c, duration=duration, warmup=duration / 10, seed=SEED, **changes)
+    scenario = mmc_scenario(lam, mu, c, duration=duration, warmup=duration / 10, seed=SEED,
+                            **changes)
     return replicate(scenario, REPLICATIONS, processes=2)
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sim.model import Result, simulate
-from sim.scenario import preset
+from sim.presets import preset
 from sim.calibration import LIVE_CLAIM_SECONDS, LIVE_RESTART_SECONDS, costs_of_run
 from sim.verify import (CLOSE, INSIDE, OUTSIDE, UNDEFINED, band, claim_round_trip, compare,
                         plot_comparison, prediction_interval, smoothed, verdict)

@@ -146,12 +146,12 @@ def test_replay_from_dead_letter_resets_retries(queue):
     task, _ = queue.submit("t", 1, max_retries=1)
     held = claim_one(queue)
     queue.fail(held.id, held.lease_id, "x")
-    replayed = queue.retry_dead(task.id)
+    replayed = queue.replay(task.id)
     assert replayed.status == "pending" and replayed.retries == 0
     assert queue.dead_letter() == []
     assert claim_one(queue).id == task.id
     with pytest.raises(TaskConflict):
-        queue.retry_dead(task.id)
+        queue.replay(task.id)
 
 
 def test_fixed_backoff_delays_the_retry(make_queue, clock):

@@ -4,6 +4,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from queue_system import MemoryStore, TaskQueue, sequential_ids
 from queue_system.client import ApiError
 from queue_system.worker import Worker
@@ -363,3 +365,31 @@ def test_a_report_the_server_fails_again_and_again_is_given_up_not_retried_for_e
     assert not runner.is_alive() and worker.refused is None  # a 5xx may pass another time
     assert 2 <= given_up_after <= 10  # retried a few times, then let go
     assert queue.get(first.id).status == "processing"  # its lease will run out: run again
+
+
+def test_the_live_worker_renews_its_leases_at_the_lifecycles_period(monkeypatch):
+    """The heartbeat thread asks ``lifecycle.heartbeat_every`` (as the simulated worker
+    does) how often to renew, with the lease it holds: 30 s here. The answer is shortened
+    so that the test sees renewals at once."""
+    asked = []
+
+    def heartbeat_every(lease_seconds):
+        asked.append(lease_seconds)
+        return 0.01
+
+    monkeypatch.setattr(worker_module, "heartbeat_every", heartbeat_every)
+    queue = TaskQueue(MemoryStore(), lease_seconds=30, make_id=sequential_ids())
+    task, _ = queue.submit("slow", {})
+    renewed = threading.Event()
+    client = QueueClient(queue)
+    heartbeat = client.heartbeat
+
+    def counted_heartbeat(task_id, lease_id, lease_seconds=None):
+        renewed.set()
+        return heartbeat(task_id, lease_id, lease_seconds)
+
+    client.heartbeat = counted_heartbeat
+    worker = Worker(client, "w", {"slow": lambda t: renewed.wait(10) and "done"})
+    run_until(worker, lambda: queue.get(task.id).status == "completed")
+    assert renewed.is_set() and queue.get(task.id).result == "done"
+    assert asked and all(lease == pytest.approx(30.0) for lease in asked)

@@ -54,7 +54,7 @@ OPEN_PREFIXES = ("/docs/assets/", "/dashboard/assets/")
 # back a task) and an operator's (replay from the dead letter, purge).
 WORKER_ROUTE = re.compile(r"^/(tasks/claim|tasks/ack|dequeue|complete/[^/]+|fail/[^/]+"
                           r"|tasks/[^/]+/(heartbeat|complete|fail|release)"
-                          r"|tasks/purge|dead-letter/[^/]+/retry)$")
+                          r"|tasks/purge|dead-letter/[^/]+/replay)$")
 HOST_PORT = re.compile(r"^(\[[^\]]*\]|[^:]*)(:[0-9]*)?$")
 
 

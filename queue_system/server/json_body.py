@@ -75,16 +75,16 @@ class BodyLimit:
             scope = dict(scope, headers=[(k, v) for k, v in scope["headers"]
                                          if k != b"content-type"]
                          + [(b"content-type", b"application/json")])
-        replayed = False
+        handed_over = False
 
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
+        async def receive_again():
+            nonlocal handed_over
+            if not handed_over:
+                handed_over = True
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # after the body: only the disconnect is left
 
-        await self.app(scope, replay, send)
+        await self.app(scope, receive_again, send)
 
     async def _refuse_too_large(self, send):
         await self._refuse(send, 413, f"request body larger than {self.max_body} bytes")

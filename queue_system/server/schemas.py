@@ -19,9 +19,12 @@ from typing_extensions import Annotated
 
 from ..lifecycle import MAX_RETRIES_LIMIT, MAX_TYPE_LENGTH
 from ..limits import DEFAULT_LIMITS, MAX_ID_LENGTH, Limits
+from ..task import PRIORITIES, STATUSES
 
-Priority = Literal["high", "normal", "low"]
-Status = Literal["scheduled", "pending", "processing", "completed", "failed"]
+# The names the API accepts and shows: the task module's own (a Literal of a tuple is the
+# Literal of its items).
+PriorityName = Literal[PRIORITIES]
+StatusName = Literal[STATUSES]
 
 # 9999-12-31T23:59:59Z: the last second ISO 8601 can write with four digits.
 LAST_TIME = 253402300799.0
@@ -59,7 +62,7 @@ class Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
-class SeedTaskIn(Body):
+class LessonTaskIn(Body):
     """The lesson's ``POST /task``: a type and any JSON payload."""
 
     type: TaskType
@@ -67,7 +70,7 @@ class SeedTaskIn(Body):
                          description=f"Any JSON value; {{}} by default, {DEPTH_RULE}")
 
 
-class TaskIn(SeedTaskIn):
+class TaskIn(LessonTaskIn):
     """``POST /tasks``: a task with the queue's options."""
 
     # execute_at and delay say the same thing two ways: one of them, or neither.
@@ -76,7 +79,7 @@ class TaskIn(SeedTaskIn):
         "properties": {"execute_at": {"not": {"type": "null"}},
                        "delay": {"not": {"type": "null"}}}}})
 
-    priority: Priority = "normal"
+    priority: PriorityName = "normal"
     max_retries: WholeNumber = Field(3, ge=1, le=MAX_RETRIES_LIMIT,
                              description="A task whose failures reach this goes to the dead "
                                          "letter: 3 means at most 3 attempts")
@@ -150,11 +153,11 @@ class AckBatchIn(Body):
     acks: List[AckIn] = Field(min_length=1, max_length=1000)
 
 
-class SeedCompleteIn(Body):
+class LessonCompleteIn(Body):
     result: Any = payload_field("What the handler returned", None)
 
 
-class SeedFailIn(Body):
+class LessonFailIn(Body):
     error: Optional[str] = None
 
 
@@ -176,8 +179,8 @@ class TaskOut(BaseModel):
     id: str
     type: str
     payload: Any
-    status: Status
-    priority: Priority
+    status: StatusName
+    priority: PriorityName
     created_at: float
     execute_at: float
     retries: int
@@ -207,7 +210,7 @@ class StatsOut(BaseModel):
     total: int
 
 
-class SeedSubmitOut(BaseModel):
+class LessonSubmitOut(BaseModel):
     taskId: str
     message: str
     stats: StatsOut
@@ -221,14 +224,14 @@ class TaskListOut(TasksOut):
     count: int
 
 
-class SeedTaskOut(BaseModel):
+class LessonTaskOut(BaseModel):
     message: str
     task: TaskOut
 
 
 class AckDone(BaseModel):
     id: str
-    status: Status
+    status: StatusName
 
 
 class AckRefused(BaseModel):

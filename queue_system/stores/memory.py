@@ -9,17 +9,11 @@ by ``execute_at``, leases on a heap ordered by expiry.
 Heaps are cleaned lazily: an entry holds the very task record it was made
 for, and an entry whose task has moved on since (a newer record, or none)
 is dropped when it reaches the top. Nothing survives the process: this
-store is for the simulation, notebooks and tests. Operations are serialised by a lock, so threads may
-share it (``MemoryStore(threadsafe=False)`` does without, for a single
-thread such as the simulation's); a transaction cannot be rolled back,
-which is safe because the queue checks every rule before it writes.
-
-``MemoryStore(keep_completed=False)`` forgets a task once it is completed,
-as queues that drop finished jobs do (RQ's ``result_ttl=0``): it is still
-counted, but ``get`` and ``list`` no longer find it (so reporting on it
-again is a 404, not a 409), and its id and idempotency key are free again.
-A long simulation, which keeps its own records, then holds only the tasks
-still in play, and runs faster for it.
+store is for the notebooks, the tests and the simulation (whose own variant,
+``sim.store.SimulationStore``, runs in one thread and forgets completed
+tasks). Operations are serialised by a lock, so threads may share it; a
+transaction cannot be rolled back, which is safe because the queue checks
+every rule before it writes.
 """
 
 from __future__ import annotations
@@ -31,12 +25,8 @@ from heapq import heappop, heappush
 from typing import Dict, Iterable, List, Optional
 
 from ..errors import ConcurrentUpdate
-from ..task import FINISHED, PRIORITY_RANK, STATUSES, Task
+from ..task import FINISHED, PRIORITY_RANK, STATUSES, WAITING, Task, changed
 from .base import Store
-
-SEQ_AT = Task._fields.index("seq")
-_record = tuple.__new__  # a record from all its fields, as in lifecycle
-
 
 NOTHING_DUE = ((), ())  # what ``due`` answers nearly always, built once
 
@@ -52,12 +42,13 @@ class MemoryStore(Store):
     settle ties before the record itself would be compared.
 
     A public method that takes the lock runs its body, the method of the same name
-    with a leading underscore; those bodies assume the lock is held (or not needed).
+    with a leading underscore; those bodies assume the lock is held (or not needed: the
+    simulation's store, in one thread, calls them directly).
     """
 
     url = "memory://"
 
-    def __init__(self, threadsafe: bool = True, keep_completed: bool = True):
+    def __init__(self):
         self._tasks: Dict[str, Task] = {}
         self._by_key: Dict[str, str] = {}
         # task type -> heap of (rank, execute_at, seq, version, task), made at the type's first push
@@ -66,18 +57,7 @@ class MemoryStore(Store):
         self._leases: list = []             # heap of (lease_expires_at, seq, version, task)
         self._counts = dict.fromkeys(STATUSES, 0)
         self._next_seq = itertools.count(1)
-        self._keep_completed = keep_completed
         self._lock = threading.RLock()
-        self.threadsafe = threadsafe
-        if not threadsafe:
-            # One thread only: the operations below, which run for every task, are replaced
-            # by their lock-free bodies (taking even an uncontended lock costs about as much
-            # as a heap push). The rarer ones keep the lock, and ``transaction()`` still
-            # hands it out: entering a C lock costs less than a ``nullcontext``.
-            self.insert, self.update = self._insert, self._update
-            self.next_pending, self.next_wakeup = self._next_pending, self._next_wakeup
-            self.due_scheduled, self.expired_leases = self._due_scheduled, self._expired_leases
-            self.due = self._due
 
     def transaction(self):
         return self._lock
@@ -96,7 +76,7 @@ class MemoryStore(Store):
             if key in self._by_key:
                 raise ConcurrentUpdate(f"idempotency key {key!r} is taken")
             self._by_key[key] = task_id
-        task = _record(Task, (*task[:SEQ_AT], next(self._next_seq), *task[SEQ_AT + 1:]))
+        task = changed(task, seq=next(self._next_seq))  # its place in line
         self._tasks[task_id] = task
         self._counts[task.status] += 1
         self._index(task)
@@ -107,26 +87,23 @@ class MemoryStore(Store):
             self._update(task)
 
     def _update(self, task: Task) -> None:
-        tasks, task_id, status = self._tasks, task.id, task.status
-        old = tasks.get(task_id)
+        task = self._counted(task)
+        self._tasks[task.id] = task
+        self._index(task)  # (a finished task is on no heap)
+
+    def _counted(self, task: Task) -> Task:
+        """Check that ``task`` replaces the version stored, and count its new status;
+        returns it as it will be stored."""
+        old = self._tasks.get(task.id)
         if old is None or old.version != task.version - 1:
-            raise ConcurrentUpdate(f"task {task_id} was changed by someone else")
+            raise ConcurrentUpdate(f"task {task.id} was changed by someone else")
         if task.seq != old.seq:  # the place in line is the store's to give, as in SQLite
-            task = task._replace(seq=old.seq)
-        if old.status != status:
+            task = changed(task, seq=old.seq)
+        if old.status != task.status:
             counts = self._counts
             counts[old.status] -= 1
-            counts[status] += 1
-        if status != "completed":
-            tasks[task_id] = task
-            self._index(task)
-        elif self._keep_completed:
-            tasks[task_id] = task  # a finished task is in no heap: nothing to index
-        else:
-            # Forgotten: its heap entries, all stale now, go when they reach the top (see _top).
-            del tasks[task_id]
-            if task.idempotency_key is not None:
-                del self._by_key[task.idempotency_key]
+            counts[task.status] += 1
+        return task
 
     def _index(self, task: Task) -> None:
         """Push the entry that finds ``task`` on its status's heap."""
@@ -145,8 +122,8 @@ class MemoryStore(Store):
     def _top(self, heap: list) -> Optional[tuple]:
         """The heap's first entry that is still current, dropping stale ones.
 
-        An entry is stale when its task has a newer record, or none (completed and
-        forgotten)."""
+        An entry is stale when its task has a newer record, or none (purged, or forgotten
+        by the simulation's store)."""
         tasks = self._tasks
         while heap:
             entry = heap[0]
@@ -231,7 +208,7 @@ class MemoryStore(Store):
             return self._expired_leases(now, limit)
 
     def _expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
-        # A lease ending exactly now is still valid (see lifecycle.check_lease).
+        # A lease ending exactly now is still valid (lifecycle.lease_expired).
         heap = self._leases
         if not heap or heap[0][0] >= now:
             return []
@@ -280,7 +257,7 @@ class MemoryStore(Store):
 
     def count_waiting(self) -> int:
         counts = self._counts
-        return counts["pending"] + counts["scheduled"]
+        return sum(counts[status] for status in WAITING)
 
     def delete_finished(self, before: float, limit: int = 1000) -> int:
         with self._lock:

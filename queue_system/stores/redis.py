@@ -75,7 +75,7 @@ COMMIT = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
     return 'lock lost'
 end
-local function free()  -- logged: a restart replays it, should a rewrite have kept the lock
+local function free()  -- logged: a restart applies it again, should a rewrite have kept the lock
     if ARGV[1] ~= '' then redis.call('DEL', KEYS[1]) end
 end
 local at = 3
@@ -610,7 +610,7 @@ class RedisStore(Store):
 
     @engine_errors
     def expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
-        # A lease ending exactly now is still valid (see lifecycle.check_lease).
+        # A lease ending exactly now is still valid (lifecycle.lease_expired).
         return self._until(f"{self.prefix}leases", now, limit, True, "processing",
                            _lease_end)
 

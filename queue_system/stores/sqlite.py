@@ -10,8 +10,9 @@ the ``sqlite3`` shell to watch a task's life: ``SELECT * FROM tasks``.
 Writes are transactions (``BEGIN IMMEDIATE``, so two servers on one file
 take turns); a nested ``transaction()`` is a savepoint, which lets a
 server commit many requests at once and still undo one of them alone.
-SQLite's own errors (a locked or broken file, a full disk) leave as
-``StoreUnavailable``, the contract's one error for an engine that failed.
+SQLite's own errors (a locked or broken file) leave as ``StoreUnavailable``,
+the contract's one error for an engine that failed; a full disk leaves as
+``StoreFull`` (the API's 507), which says what to do about it.
 """
 
 from __future__ import annotations
@@ -304,7 +305,7 @@ class SQLiteStore(Store):
 
     @engine_errors
     def expired_leases(self, now: float, limit: int = 1000) -> List[Task]:
-        # A lease ending exactly now is still valid (see lifecycle.check_lease).
+        # A lease ending exactly now is still valid (lifecycle.lease_expired).
         return self._select(EXPIRED_LEASES, (now, limit))
 
     @engine_errors

@@ -31,6 +31,7 @@ import time
 from typing import AbstractSet, Dict, Iterable, List, Optional, Set, Union
 
 from ..client import ApiError, QueueClient, ServerUnreachable
+from ..lifecycle import heartbeat_every
 from ..task import Task
 from .handlers import Handler
 from .prefetch import Prefetch
@@ -311,7 +312,10 @@ class Worker:
         while True:
             with self._lock:
                 held = list(self._held.values())
-            period = min([(t.lease_expires_at - t.claimed_at) / 3 for t in held] or [0.2])
+            # The lifecycle's rule, which the simulated worker follows too: renew each lease
+            # every third of it (the shortest held sets the pace).
+            period = min([heartbeat_every(t.lease_expires_at - t.claimed_at) for t in held]
+                         or [0.2])
             time.sleep(max(period, 0.05))
             for task in held:
                 if task.id not in self._held:

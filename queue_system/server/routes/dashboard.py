@@ -3,7 +3,7 @@
 The page is plain HTML, CSS and JavaScript from the package (``static/``):
 no build step, nothing from the network. It reads ``GET /dashboard/state``
 and acts through the API everyone uses (``POST /tasks/batch`` for a burst,
-``POST /tasks`` for a delayed task, ``POST /dead-letter/{id}/retry``), so
+``POST /tasks`` for a delayed task, ``POST /dead-letter/{id}/replay``), so
 the server's tokens and cross-site guard apply to it as to anyone.
 """
 

@@ -27,11 +27,11 @@ def router(ctx: ServerContext) -> APIRouter:
         tasks = await ctx.run(queue.dead_letter, limit, offset, after)
         return {"tasks": [t.to_dict() for t in tasks], "count": len(tasks)}
 
-    @api.post("/dead-letter/{task_id}/retry", responses={
+    @api.post("/dead-letter/{task_id}/replay", responses={
         200: {"model": schemas.TaskOut}, **schemas.EVERY_ROUTE, **schemas.DEAD})
-    async def retry_dead(task_id: str):
+    async def replay(task_id: str):
         """Send a dead-lettered task back to the queue, retries reset; 409 if not dead."""
-        task = await ctx.run(queue.retry_dead, task_id, makes_work=True)
+        task = await ctx.run(queue.replay, task_id, makes_work=True)
         ctx.wake_workers()
         log.info("[Queue] Task %s sent back from the dead letter", task_id)
         return task.to_dict()

@@ -24,12 +24,12 @@ log = logging.getLogger("queue_system.server")
 def router(ctx: ServerContext) -> APIRouter:
     api = APIRouter(tags=["lesson"])
     queue = ctx.queue
-    reported = {200: {"model": schemas.SeedTaskOut}, **schemas.LEASE_ERRORS}
+    reported = {200: {"model": schemas.LessonTaskOut}, **schemas.LEASE_ERRORS}
 
     @api.post("/task", status_code=202, responses={
-        202: {"model": schemas.SeedSubmitOut, "description": "Stored"},
+        202: {"model": schemas.LessonSubmitOut, "description": "Stored"},
         **schemas.SUBMIT_ERRORS})
-    async def seed_submit(body: schemas.SeedTaskIn):
+    async def lesson_submit(body: schemas.LessonTaskIn):
         """The lesson's route: enqueue ``{type, payload}``; 202 ``{taskId, message, stats}``."""
         ctx.check_depth(body.payload, "payload")
 
@@ -50,7 +50,7 @@ def router(ctx: ServerContext) -> APIRouter:
 
     @api.get("/dequeue", responses={200: {"model": schemas.TaskOut}, **schemas.NO_TASK,
                                                     **schemas.QUERY_ERRORS})
-    async def seed_dequeue(request: Request, worker_id: Optional[str] = Query(
+    async def lesson_dequeue(request: Request, worker_id: Optional[str] = Query(
             None, min_length=1, max_length=schemas.MAX_ID_LENGTH)):
         """The lesson's worker route: the next task (under a lease) or 204."""
         who = worker_id or f"http-{request.client.host if request.client else 'client'}"
@@ -60,7 +60,7 @@ def router(ctx: ServerContext) -> APIRouter:
         return tasks[0].to_dict()
 
     @api.post("/complete/{task_id}", responses=reported)
-    async def seed_complete(task_id: str, body: Optional[schemas.SeedCompleteIn] = None):
+    async def lesson_complete(task_id: str, body: Optional[schemas.LessonCompleteIn] = None):
         """The lesson's route: complete the task under its current lease."""
         if body is not None:
             ctx.check_depth(body.result, "result")
@@ -69,7 +69,7 @@ def router(ctx: ServerContext) -> APIRouter:
         return {"message": "Task completed", "task": task.to_dict()}
 
     @api.post("/fail/{task_id}", responses=reported)
-    async def seed_fail(task_id: str, body: Optional[schemas.SeedFailIn] = None):
+    async def lesson_fail(task_id: str, body: Optional[schemas.LessonFailIn] = None):
         """The lesson's route: fail the task under its current lease (retry or dead letter)."""
         task = await ctx.finish(queue.fail, task_id, None, body.error if body else None,
                                 ok=False)

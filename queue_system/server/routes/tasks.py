@@ -71,7 +71,7 @@ def router(ctx: ServerContext) -> APIRouter:
         return (await ctx.run(queue.get, task_id)).to_dict()
 
     @api.get("/tasks", responses={200: {"model": schemas.TaskListOut}, **schemas.QUERY_ERRORS})
-    async def list_tasks(status: Optional[schemas.Status] = None,
+    async def list_tasks(status: Optional[schemas.StatusName] = None,
                          type: Optional[str] = Query(None, max_length=schemas.MAX_TYPE_LENGTH),
                          limit: int = Query(100, ge=1, le=1000),
                          offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET),

@@ -203,7 +203,7 @@ function renderDeadLetter(state) {
     button.type = "button";
     button.textContent = "Replay";
     button.addEventListener("click", () => act(
-      () => api("POST", `/dead-letter/${encodeURIComponent(task.id)}/retry`),
+      () => api("POST", `/dead-letter/${encodeURIComponent(task.id)}/replay`),
       `${task.id} sent back to the queue`));
     const action = document.createElement("td");
     action.append(button);

@@ -1,19 +1,20 @@
-"""The memory store's own option: forgetting completed tasks (the simulation's store)."""
+"""The simulation's store (``sim.store``): it forgets completed tasks."""
 
 import random
 
 import pytest
 
-from queue_system import Backoff, ManualClock, MemoryStore, TaskQueue, sequential_ids
+from queue_system import Backoff, ManualClock, TaskQueue, sequential_ids
 from queue_system.errors import TaskNotFound
+from sim.store import SimulationStore
 
 START = 1_700_000_000.0
 
 
-@pytest.fixture(params=[True, False], ids=["locked", "one-thread"])
-def forgetful(request):
+@pytest.fixture
+def forgetful():
     clock = ManualClock(START)
-    store = MemoryStore(threadsafe=request.param, keep_completed=False)
+    store = SimulationStore()
     queue = TaskQueue(store, clock, backoff=Backoff("fixed", 10), lease_seconds=30,
                       rng=random.Random(1), make_id=sequential_ids())
     return queue, store, clock
@@ -86,7 +87,7 @@ def test_dead_lettered_tasks_are_kept(forgetful):
     assert dead.status == "failed"
     assert store.get(task.id) == dead
     assert [t.id for t in queue.dead_letter()] == [task.id]
-    replayed = queue.retry_dead(task.id)
+    replayed = queue.replay(task.id)
     assert replayed.status == "pending"
 
 
