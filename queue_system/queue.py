@@ -362,7 +362,10 @@ class TaskQueue:
                 lease (stale), or the lease has expired, even before a sweep noticed.
         """
         lease = self.lease_seconds if lease_seconds is None else check_lease_seconds(lease_seconds)
-        return self._transition(task_id, lifecycle.heartbeat, lease_id, lease)
+        with self.store.transaction():
+            task = lifecycle.heartbeat(self.get(task_id), self.clock(), lease_id, lease)
+            self.store.update(task)
+        return task
 
     def complete(self, task_id: str, lease_id: Optional[str], result: Any = None) -> Task:
         """Record success: the task is ``completed`` with its result.
@@ -381,7 +384,10 @@ class TaskQueue:
             TaskConflict: The task is not ``processing``, ``lease_id`` is not its current
                 lease (stale), or the lease has expired, even before a sweep noticed.
         """
-        return self._transition(task_id, lifecycle.complete, lease_id, result)
+        with self.store.transaction():
+            task = lifecycle.complete(self.get(task_id), self.clock(), lease_id, result)
+            self.store.update(task)
+        return task
 
     def fail(self, task_id: str, lease_id: Optional[str], error: Optional[str] = None) -> Task:
         """Record a failed attempt: retried after the backoff, or dead-lettered.
@@ -405,7 +411,10 @@ class TaskQueue:
             TaskConflict: The task is not ``processing``, ``lease_id`` is not its current
                 lease (stale), or the lease has expired, even before a sweep noticed.
         """
-        task = self._transition(task_id, lifecycle.fail, lease_id, error, self.backoff, self.rng)
+        with self.store.transaction():
+            task = lifecycle.fail(self.get(task_id), self.clock(), lease_id, error, self.backoff,
+                                  self.rng)
+            self.store.update(task)
         if task.status == "failed" and self.on_dead_letter is not None:
             self.on_dead_letter(task)
         return task
@@ -430,7 +439,10 @@ class TaskQueue:
             TaskConflict: The task is not ``processing``, ``lease_id`` is not its current
                 lease (stale), or the lease has expired, even before a sweep noticed.
         """
-        return self._transition(task_id, lifecycle.release, lease_id, started)
+        with self.store.transaction():
+            task = lifecycle.release(self.get(task_id), self.clock(), lease_id, started)
+            self.store.update(task)
+        return task
 
     def prefetch(self, task_ids: Sequence[str]) -> None:
         """Say that the next steps act on these tasks (a worker's batch of reports).
@@ -443,15 +455,6 @@ class TaskQueue:
             task_ids: The ids of the tasks about to be read.
         """
         self.store.prefetch(task_ids)
-
-    def _transition(self, task_id: str, step, *args) -> Task:
-        with self.store.transaction():
-            task = self.store.get(task_id)
-            if task is None:
-                raise TaskNotFound(f"no task with id {task_id!r}")
-            task = step(task, self.clock(), *args)
-            self.store.update(task)
-        return task
 
     # -- time passing -------------------------------------------------------------------
 
@@ -556,13 +559,13 @@ class TaskQueue:
             TaskConflict: The task is not in the dead letter (its status is not ``failed``).
             QueueFull: ``capacity`` tasks already wait.
         """
-        if self.capacity is None:
-            return self._transition(task_id, lifecycle.replay)
         with self.store.transaction():
-            task = self.store.get(task_id)
-            if task is not None and task.status == "failed":
-                self._check_room(1)
-            return self._transition(task_id, lifecycle.replay)
+            task = self.get(task_id)
+            if task.status == "failed" and self.capacity is not None:
+                self._check_room(1)  # it will wait again: it needs room
+            task = lifecycle.replay(task, self.clock())
+            self.store.update(task)
+        return task
 
     # -- looking ----------------------------------------------------------------------------
 
