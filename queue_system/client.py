@@ -5,8 +5,8 @@
     client.stats()
 
 Errors come back as exceptions that say what happened: ``ApiError`` when
-the server answered with a 4xx/5xx (its message included), or with no JSON
-at all (a 502: not the queue's server), and
+the server answered with a 4xx/5xx (its message included), or with what
+the queue's API never answers (a 502: not the queue's server), and
 ``ServerUnreachable`` when nothing answered at all (or not within the timeout).
 
 A server started with ``QUEUE_TOKEN`` wants it on every request: the client
@@ -35,8 +35,9 @@ NOT_JSON = object()  # an answer whose body JSON cannot read
 
 
 class ApiError(Exception):
-    """The server refused the request: it answered with an HTTP 4xx or 5xx status (or
-    with something that is not JSON: 502, whatever it answered, as a gateway would say).
+    """The server refused the request: it answered with an HTTP 4xx or 5xx status, or
+    with what the queue's API never answers (a redirect, no JSON object): a 502 then,
+    as a gateway would say it.
 
     Attributes:
         status: The HTTP status code, such as 404 (no such task) or 409 (a stale lease).
@@ -118,26 +119,29 @@ class QueueClient:
         self.close()
 
     def _call(self, method: str, path: str, json: Any = None, params: Optional[dict] = None,
-              timeout: Optional[float] = None) -> Optional[Any]:
+              timeout: Optional[float] = None, may_be_empty: bool = False) -> Optional[dict]:
+        """One request; its answer, a JSON object (None for a 204 where ``may_be_empty``)."""
         try:
             response = self._http.request(method, path, json=json, params=params,
                                           timeout=timeout or self.timeout)
         except httpx.TransportError as exc:
             raise ServerUnreachable(f"no answer from {self.url}: {exc}") from None
-        if response.status_code == 204:
+        status = response.status_code
+        if status == 204 and may_be_empty:
             return None
         try:
             answer = response.json()
         except ValueError:
             answer = NOT_JSON
-        if response.status_code >= 400:
+        if status >= 400:
             message = answer.get("error") if isinstance(answer, dict) else None
-            raise ApiError(response.status_code, message or response.text)
-        if answer is NOT_JSON:
-            # Whatever answers there, it is not the queue's API: said as a bad gateway
-            # would say it (502), so that a worker waits and tries again, and says why.
-            raise ApiError(502, f"{self.url} answered {method} {path} with "
-                                f"{response.status_code} and no JSON: is it the queue's server?")
+            raise ApiError(status, str(message) if message else response.text)
+        if not 200 <= status < 300 or not isinstance(answer, dict):
+            # A redirect, an empty answer, no JSON, or JSON that is no object: whatever
+            # answers there is not the queue's API. Said as a bad gateway would say it
+            # (502), so that a worker waits and tries again, and says why.
+            raise ApiError(502, f"{self.url} answered {method} {path} with {status} and no "
+                                "JSON object, as the queue's API would: is it the queue's server?")
         return answer
 
     # -- producers ----------------------------------------------------------------
@@ -216,7 +220,8 @@ class QueueClient:
             body["types"] = list(types)
         if lease_seconds is not None:
             body["lease_seconds"] = lease_seconds
-        answer = self._call("POST", "/tasks/claim", body, timeout=self.timeout + wait)
+        answer = self._call("POST", "/tasks/claim", body, timeout=self.timeout + wait,
+                            may_be_empty=True)  # 204: nothing was ready
         return [] if answer is None else [Task.from_dict(t) for t in answer["tasks"]]
 
     def report_and_claim(self, worker_id: str, acks: List[dict],

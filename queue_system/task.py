@@ -75,7 +75,7 @@ class Task(NamedTuple):
         return cls(**{k: data[k] for k in cls._fields if k in data})
 
 
-# What a task *is* never changes once it is made: its id, what to run (type, payload), how
+# What a task *is* never changes once it is stored: its id, what to run (type, payload), how
 # urgent it is, when it was made, its retry budget and its idempotency key. A transition
 # changes the rest: its status, its times, its lease, its counts, its outcome. (``seq``,
 # its place in line, is the store's to give, once: ``Store.insert``.)

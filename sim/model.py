@@ -2,7 +2,7 @@
 
 Think of a post office with a ticket machine. Customers (tasks) walk in
 at random; the ticket machine is ``queue_system``'s own ``TaskQueue`` over
-a ``MemoryStore``, which decides who is served next (priority, then first
+the memory store (``store.SimulationStore``), which decides who is served next (priority, then first
 come first served), when a failed task may come back (backoff), when it
 goes to the dead letter, and when an abandoned ticket is handed to someone
 else (the lease). The clerks (workers) only ask the machine for the next

@@ -102,7 +102,8 @@ def little_L(lam: float, W: float) -> float:
 
 
 def mean_attempts(p: float, max_retries: int) -> float:
-    """Mean attempts per task when each fails with probability p, at most K tries: (1 - p**K) / (1 - p)."""
+    """Mean attempts per task when each fails with probability p, at most K = max_retries
+    tries: (1 - p**K) / (1 - p)."""
     if not 0 <= p <= 1 or max_retries < 1:
         raise ValueError("p is a probability and a task is tried at least once")
     if p == 1:

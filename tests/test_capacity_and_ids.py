@@ -10,7 +10,7 @@ import pytest
 
 import sim
 from queue_system import TaskQueue
-from queue_system.errors import InvalidTask, QueueFull
+from queue_system.errors import InvalidTask, QueueFull, TaskConflict, TaskNotFound
 from queue_system.queue import wall_clock_ids
 from sim.model import Model
 
@@ -135,3 +135,28 @@ def test_types_given_as_one_string_is_refused_not_read_letter_by_letter(make_que
     with pytest.raises(InvalidTask, match="list of task types"):
         queue.claim("worker-1", types="email")
     assert queue.stats()["pending"] == 1
+
+
+TRANSITIONS_BY_ID = {
+    "heartbeat": lambda queue, task_id: queue.heartbeat(task_id, "lease-1"),
+    "complete": lambda queue, task_id: queue.complete(task_id, "lease-1"),
+    "fail": lambda queue, task_id: queue.fail(task_id, "lease-1", "boom"),
+    "release": lambda queue, task_id: queue.release(task_id, "lease-1"),
+    "replay": lambda queue, task_id: queue.replay(task_id),
+}
+
+
+@pytest.mark.parametrize("capacity", [None, 5])
+@pytest.mark.parametrize("step", sorted(TRANSITIONS_BY_ID))
+def test_every_transition_of_an_unknown_task_is_not_found(make_queue, step, capacity):
+    queue = make_queue(capacity=capacity)
+    with pytest.raises(TaskNotFound, match="task-404"):
+        TRANSITIONS_BY_ID[step](queue, "task-404")
+
+
+def test_replaying_a_task_not_in_the_dead_letter_is_a_conflict_even_in_a_full_queue(make_queue):
+    queue = make_queue(capacity=1)
+    waiting, _ = queue.submit("email", {})  # the queue is full now
+    with pytest.raises(TaskConflict, match="not in the dead letter"):
+        queue.replay(waiting.id)
+    assert queue.get(waiting.id) == waiting

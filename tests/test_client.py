@@ -15,35 +15,46 @@ def client_answered_by(handler) -> QueueClient:
     return client
 
 
+JSON = {"content-type": "application/json"}
+
+
 @pytest.mark.parametrize("answer", [
     httpx.Response(200, text="<html>a web page</html>"),   # not the queue's server
     httpx.Response(302, headers={"location": "/login"}),    # a proxy sending us elsewhere
+    httpx.Response(307, text='{"error": "elsewhere"}', headers=JSON),
+    httpx.Response(200, text="null", headers=JSON),
+    httpx.Response(200, text="[1, 2]", headers=JSON),
+    httpx.Response(204),                                    # empty, where a task is due
 ])
-def test_an_answer_that_is_not_json_is_an_api_error_naming_the_address(answer):
+@pytest.mark.parametrize("call", [lambda client: client.stats(),
+                                  lambda client: client.get("task-1"),
+                                  lambda client: client.complete("task-1", "lease-1")])
+def test_an_answer_the_api_never_gives_is_an_api_error_naming_the_address(answer, call):
     with client_answered_by(lambda request: answer) as client:
         with pytest.raises(ApiError) as refused:
-            client.stats()
+            call(client)
     assert refused.value.status == 502
-    assert "127.0.0.1:9" in refused.value.message and "no JSON" in refused.value.message
+    assert "127.0.0.1:9" in refused.value.message and "queue's server" in refused.value.message
+
+
+def test_a_claim_answered_204_is_no_task():
+    with client_answered_by(lambda request: httpx.Response(204)) as client:
+        assert client.claim("worker-1") == []
 
 
 @pytest.mark.parametrize("body, message", [
     ('["not", "an", "object"]', '["not", "an", "object"]'),
     ('{"detail": "no error field"}', '{"detail": "no error field"}'),
     ('{"error": "the queue is full"}', "the queue is full"),
+    ('{"error": {"code": 5}}', "{'code': 5}"),                # always text
+    ("<html>Service Unavailable</html>", "<html>Service Unavailable</html>"),
 ])
-def test_an_error_answer_is_an_api_error_whatever_its_json(body, message):
-    answer = httpx.Response(503, text=body, headers={"content-type": "application/json"})
+def test_an_error_answer_is_an_api_error_whatever_its_body(body, message):
+    answer = httpx.Response(503, text=body, headers=JSON)
     with client_answered_by(lambda request: answer) as client:
         with pytest.raises(ApiError) as refused:
             client.submit("email", {})
     assert (refused.value.status, refused.value.message) == (503, message)
-
-
-def test_a_json_null_answer_is_returned_as_none():
-    answer = httpx.Response(200, text="null", headers={"content-type": "application/json"})
-    with client_answered_by(lambda request: answer) as client:
-        assert client._call("GET", "/stats") is None
 
 
 def test_report_and_claim_with_nothing_to_report_is_a_plain_claim(tmp_path):

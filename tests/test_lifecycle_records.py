@@ -13,11 +13,14 @@ from queue_system.task import IDENTITY, Task, changed
 
 
 def a_pending_task() -> Task:
-    # Every field distinct, and none at its default: a swap of any two shows.
+    # Every field distinct, and none at its default: a swap of any two shows. (A pending
+    # task would hold no result, lease or finish time; these are left from another life,
+    # so that a transition that forgets to clear or keep them is seen.)
     return Task(id="task-9", type="email", payload={"to": "a@example.com"}, status="pending",
                 priority="low", created_at=1.0, execute_at=2.0, retries=1, max_retries=7,
-                attempts=3, result=None, error="an earlier error", worker_id="worker-old",
-                lease_id=None, lease_expires_at=None, claimed_at=1.5, finished_at=None,
+                attempts=3, result="an old result", error="an earlier error",
+                worker_id="worker-old", lease_id="lease-old", lease_expires_at=1.75,
+                claimed_at=1.5, finished_at=1.8,
                 updated_at=2.5, idempotency_key="key-9", version=4, seq=12)
 
 

@@ -21,8 +21,9 @@ from ..lifecycle import MAX_RETRIES_LIMIT, MAX_TYPE_LENGTH
 from ..limits import DEFAULT_LIMITS, MAX_ID_LENGTH, Limits
 from ..task import PRIORITIES, STATUSES
 
-# The names the API accepts and shows: the task module's own (a Literal of a tuple is the
-# Literal of its items).
+# The names the API accepts and shows: the task module's own. (At run time a Literal of a
+# tuple is the Literal of its items, which is what pydantic and the OpenAPI schema see;
+# a static type checker would want them spelled out.)
 PriorityName = Literal[PRIORITIES]
 StatusName = Literal[STATUSES]
 
