@@ -311,7 +311,9 @@ def main(argv=None) -> None:
             continue
         print(f"  {name:<14} {rates[name]:>9,.0f} tasks/s  ({out['elapsed']:.2f} s, "
               f"{out['tasks']:,} tasks, mean wait {out['mean_wait']:.3f} s)")
-    goals = [("simpy-minimal", 1.0), ("ciw", 2.5)]  # the issue's: at least 1x and 2.5x
+    # The first goals asked (at least 1x and 2.5x), and issue 15's as restated for the
+    # readable rules (at least 0.85x Ciw: see bench/README.md).
+    goals = [("simpy-minimal", 1.0), ("ciw", 2.5), ("ciw", 0.85)]
     # Where a task's time goes: the same model around ever more of a queue.
     us = {name: 1e6 / rate for name, rate in rates.items()}
     steps = [("sim-no-queue", "no queue (a FIFO stub)"),
