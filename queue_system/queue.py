@@ -14,6 +14,7 @@ the clock it was given, so a test or the simulation controls it.
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import math
 import random
@@ -31,9 +32,6 @@ DEFAULT_LEASE_SECONDS = 15.0
 MIN_LEASE_SECONDS = 1.0
 MAX_LEASE_SECONDS = 24 * 3600.0
 MAX_CLAIM_BATCH = 1000
-# What a task given to ``submit_many`` may say: ``submit``'s arguments.
-SPEC_KEYS = frozenset({"type", "payload", "priority", "max_retries", "execute_at", "delay",
-                       "idempotency_key"})
 
 
 def wall_clock_ids(clock: Clock):
@@ -631,6 +629,11 @@ class TaskQueue:
         counts["dead_letter"] = counts["failed"]
         counts["total"] = sum(counts[s] for s in STATUSES)
         return counts
+
+
+# What a task given to ``submit_many`` may say: the arguments of ``_new_task``, which
+# takes each one (``submit``'s, by the same names).
+SPEC_KEYS = frozenset(inspect.signature(TaskQueue._new_task).parameters) - {"self"}
 
 
 def check_claim_limit(value) -> None:

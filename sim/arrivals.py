@@ -99,7 +99,7 @@ class Arrivals:
     @classmethod
     def recorded(cls, times: Sequence[float]) -> "Arrivals":
         return cls("recorded", times=tuple(number("recorded: an arrival time", t)
-                                         for t in sequence("recorded", times)))
+                                           for t in sequence("recorded", times)))
 
     # -- what it means ------------------------------------------------------------
 

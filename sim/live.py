@@ -183,9 +183,7 @@ class LiveRun:
                 if thread.is_alive():
                     thread.join()
             for process in self.workers:  # frozen as they are at the end: no more attempts
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
+                self.system.kill(process)
         if self.errors:
             raise self.errors[0]
         return self._read_back()
@@ -237,9 +235,7 @@ class LiveRun:
             at += rng.expovariate(sc.crash_rate)
             if self.ending.wait(max(self.scale.live_at(at) - time.time(), 0)):
                 return
-            process = self.workers[w]
-            process.kill()  # SIGKILL, or TerminateProcess on Windows: no warm shutdown
-            process.wait()
+            self.system.kill(self.workers[w])  # no warm shutdown: a crash
             self._incarnation_of(w)[2] = time.time()
             at += sc.restart_delay
             if self.ending.wait(max(self.scale.live_at(at) - time.time(), 0)):

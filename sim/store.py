@@ -42,8 +42,4 @@ class SimulationStore(MemoryStore):
     def update(self, task: Task) -> None:
         if task.status != "completed" or not self.forget_completed:
             return self._update(task)
-        self._counted(task)
-        # Forgotten: its heap entries, all stale now, go when they reach the top (see _top).
-        del self._tasks[task.id]
-        if task.idempotency_key is not None:
-            del self._by_key[task.idempotency_key]
+        self._forget(self._counted(task))  # still counted, no longer kept

@@ -13,11 +13,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import httpx
 
-from live import ROOT, free_port
+from live import ROOT, free_port, wait_for
+from queue_system.local import stop_all
 
 BLOCKED = ("simpy", "numpy", "pandas", "matplotlib")
 
@@ -53,16 +53,6 @@ def environment() -> dict:
 def blocked_python(code: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", BOOTSTRAP + code], cwd=cwd,
                           env=environment(), capture_output=True, text=True, timeout=120)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_the_block_works(tmp_path):
@@ -114,16 +104,14 @@ def test_a_server_and_a_worker_do_a_task_without_them(tmp_path):
                 cwd=tmp_path, env=environment(), stdout=log, stderr=subprocess.STDOUT)
         processes.append(server)
         with httpx.Client(base_url=url, timeout=10) as http:
-            deadline = time.monotonic() + 60
-            while True:
+            def healthy():
                 assert server.poll() is None, server_log.read_text()
                 try:
-                    if http.get("/health").status_code == 200:
-                        break
+                    return http.get("/health").status_code == 200
                 except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "no /health:\n" + server_log.read_text()
-                time.sleep(0.05)
+                    return False
+
+            wait_for(healthy, 60, "the server's /health")
             with open(worker_log, "w") as log:
                 processes.insert(0, subprocess.Popen(
                     [sys.executable, "-c", CLI, "worker", "--url", url, "--id", "worker-1",
@@ -133,15 +121,16 @@ def test_a_server_and_a_worker_do_a_task_without_them(tmp_path):
                                               "payload": {"to": "user@example.com"}})
             assert answer.status_code == 202
             task_id = answer.json()["taskId"]
-            deadline = time.monotonic() + 60
-            while (task := http.get(f"/tasks/{task_id}").json())["status"] != "completed":
+
+            def completed():
                 assert processes[0].poll() is None, worker_log.read_text()
-                assert time.monotonic() < deadline, (task, worker_log.read_text())
-                time.sleep(0.05)
+                task = http.get(f"/tasks/{task_id}").json()
+                return task if task["status"] == "completed" else None
+
+            task = wait_for(completed, 60, "the task to be completed")
             assert task["worker_id"] == "worker-1"
     finally:
-        for process in processes:  # the worker first, then the server
-            stop(process)
+        stop_all(processes, grace=10)  # the worker first, then the server
     logs = server_log.read_text() + worker_log.read_text()
     assert "blocked import" not in logs, logs
     assert "[Worker worker-1] Processing task" in worker_log.read_text()

@@ -265,8 +265,13 @@ class MemoryStore(Store):
                                          if task.status in FINISHED
                                          and task.finished_at <= before), limit))
             for task in old:  # a finished task is in no heap: nothing else holds it
-                del self._tasks[task.id]
-                if task.idempotency_key is not None:
-                    del self._by_key[task.idempotency_key]
+                self._forget(task)
                 self._counts[task.status] -= 1
             return len(old)
+
+    def _forget(self, task: Task) -> None:
+        """Drop ``task``: its id and idempotency key are free again. Heap entries that
+        still hold it are stale now, and go when they reach the top (see ``_top``)."""
+        del self._tasks[task.id]
+        if task.idempotency_key is not None:
+            del self._by_key[task.idempotency_key]
